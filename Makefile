@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: Apache-2.0
+# msvmm: `make` builds everything, `make check` runs every test, `make run`
+# runs a one-off sandbox, `make bench` prints boot comparisons against QEMU.
+
+CC ?= cc
+BUILD ?= build
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wno-unused-parameter -fno-strict-aliasing -MMD -MP
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) -Ilib -Ivmm -Idevices
+LIBS := -lelf -lz -lpthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRCS := $(wildcard lib/*.c vmm/*.c devices/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+SAN_OBJS := $(LIB_SRCS:%.c=$(BUILD)/san/%.o)
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TESTS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+SAN_TESTS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests-san/%)
+GUEST_SRCS := $(wildcard tests/guests/*.c)
+GUESTS := $(GUEST_SRCS:tests/guests/%.c=$(BUILD)/guests/%.elf)
+
+.PHONY: all deps lib kernel images check unit unit-san e2e run bench clean
+all: deps lib $(BUILD)/bin/msx kernel images
+
+deps:
+	@bash tests/deps.sh
+
+lib: $(BUILD)/lib/libmsvmm.a $(BUILD)/include/msvmm.h
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/lib/libmsvmm.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libmsvmm-san.a: $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/include/msvmm.h: lib/msvmm.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/bin/msx: $(BUILD)/obj/cli/msx.o $(BUILD)/obj/cli/msx_args.o $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# guest-init: static PID 1, and the host tool that packs initramfs images.
+$(BUILD)/guest/init: guest-init/init.c devices/ctl.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Os -static -Idevices -o $@ guest-init/init.c
+
+$(BUILD)/bin/msvmm-mkinitramfs: $(BUILD)/obj/guest-init/mkinitramfs.o $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+kernel:
+	@bash guest-init/kernel/build.sh $(BUILD)/share/msvmm
+
+images: $(BUILD)/guest/init $(BUILD)/bin/msvmm-mkinitramfs
+	@bash guest-init/images/build.sh $(BUILD)/share/msvmm/images
+
+# Freestanding test guests: tiny kernels run at CPL0 through the real loaders.
+$(BUILD)/guests/%.elf: tests/guests/%.c tests/guests/guest.h tests/guests/guest.ld tests/guests/start.S
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -ffreestanding -fno-pic -no-pie -nostdlib \
+		-mno-red-zone -mno-sse -mgeneral-regs-only -fno-stack-protector -fcf-protection=none \
+		-Wl,-T,tests/guests/guest.ld -Wl,--build-id=none -Idevices -o $@ tests/guests/start.S $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
+
+$(BUILD)/tests-san/%: tests/unit/%.c $(BUILD)/lib/libmsvmm-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
+
+unit: $(TESTS) $(GUESTS)
+	@bash tests/run-unit.sh $(BUILD)/tests
+
+unit-san: $(SAN_TESTS) $(GUESTS)
+	@bash tests/run-unit.sh $(BUILD)/tests-san
+
+e2e: all
+	@bash tests/e2e/run.sh $(BUILD)
+
+check: deps all
+	@$(MAKE) --no-print-directory unit unit-san e2e
+
+run: all
+	$(BUILD)/bin/msx busybox -- echo hello from a microVM
+
+bench: all
+	@bash bench/boot.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj $(BUILD)/san -name '*.d' 2>/dev/null)

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "msx_args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSX_DEFAULT_PROFILE_HZ 1000
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return (errno || *end || *out > max) ? -1 : 0;
+}
+
+/* Split "--opt=value" or take the next argument as the value. */
+static const char *opt_value(int argc, char **argv, int *i, const char *eq)
+{
+	if (eq)
+		return eq + 1;
+	if (*i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
+}
+
+static int opt_match(const char *arg, const char *s, const char *l, const char **eq)
+{
+	size_t n = l ? strlen(l) : 0;
+
+	*eq = NULL;
+	if (s && !strcmp(arg, s))
+		return 1;
+	if (l && !strncmp(arg, l, n) && (arg[n] == '\0' || arg[n] == '=')) {
+		if (arg[n] == '=')
+			*eq = arg + n;
+		return 1;
+	}
+	return 0;
+}
+
+#define FAIL(...) (snprintf(errbuf, errlen, __VA_ARGS__), MSX_PARSE_ERROR)
+
+/* One option at argv[*i]; returns 0, or MSX_PARSE_ERROR. */
+static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *errbuf, size_t errlen)
+{
+	const char *arg = argv[*i], *eq, *v;
+	unsigned long long n;
+
+	if (opt_match(arg, "-h", "--help", &eq)) {
+		a->help = 1;
+	} else if (opt_match(arg, NULL, "--version", &eq)) {
+		a->version = 1;
+	} else if (opt_match(arg, NULL, "--console", &eq)) {
+		a->console = 1;
+	} else if (opt_match(arg, NULL, "--timings", &eq)) {
+		a->timings = 1;
+	} else if (opt_match(arg, NULL, "--profile", &eq)) {
+		a->profile_hz = MSX_DEFAULT_PROFILE_HZ;
+		if (eq && (parse_uint(eq + 1, 100000, &n) || !n))
+			return FAIL("--profile: '%s' is not a sampling rate in Hz (1..100000)", eq + 1);
+		if (eq)
+			a->profile_hz = (unsigned int)n;
+	} else if (opt_match(arg, "-m", "--memory", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)))
+			return FAIL("%s needs a size in MiB", arg);
+		if (parse_uint(v, 65536, &n) || n < 16)
+			return FAIL("--memory: '%s' is not a size in MiB between 16 and 65536", v);
+		a->memory_mib = (unsigned int)n;
+	} else if (opt_match(arg, "-c", "--cpus", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)) || parse_uint(v, 64, &n) || !n)
+			return FAIL("--cpus: need a vCPU count between 1 and 64");
+		a->cpus = (unsigned int)n;
+	} else if (opt_match(arg, NULL, "--timeout", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)) || parse_uint(v, 86400 * 365, &n) || !n)
+			return FAIL("--timeout: need a positive number of seconds");
+		a->timeout_ms = n * 1000;
+	} else if (opt_match(arg, NULL, "--kernel", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)) || !*v)
+			return FAIL("--kernel needs a path");
+		a->kernel = v;
+	} else if (opt_match(arg, NULL, "--cmdline", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)))
+			return FAIL("--cmdline needs kernel command-line words");
+		a->cmdline_extra = v;
+	} else if (opt_match(arg, "-w", "--workdir", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)) || v[0] != '/')
+			return FAIL("--workdir needs an absolute guest path");
+		a->workdir = v;
+	} else if (opt_match(arg, "-e", "--env", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)) || !strchr(v, '=') || v[0] == '=')
+			return FAIL("--env needs KEY=VALUE");
+		if (a->nr_env == MSX_MAX_ENV)
+			return FAIL("--env: more than %d variables", MSX_MAX_ENV);
+		a->env[a->nr_env++] = v;
+	} else {
+		return FAIL("unknown option '%s' (see msx --help)", arg);
+	}
+	return 0;
+}
+
+int msx_parse_args(int argc, char **argv, struct msx_args *a, char *errbuf, size_t errlen)
+{
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	/* Options stop at the image name: everything after it belongs to the command. */
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		}
+		if (msx_option(argc, argv, &i, a, errbuf, errlen))
+			return MSX_PARSE_ERROR;
+		if (a->help || a->version)
+			return MSX_PARSE_OK;
+	}
+	if (i >= argc)
+		return FAIL("no image given (usage: msx [OPTIONS] IMAGE [--] [COMMAND [ARG...]])");
+	a->image = argv[i++];
+	if (i < argc && !strcmp(argv[i], "--"))
+		i++;
+	a->cmd = i < argc ? &argv[i] : NULL;
+	return MSX_PARSE_OK;
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "uart8250.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#define UART_IER_RDI 0x01
+#define UART_IER_THRI 0x02
+#define UART_IIR_NO_INT 0x01
+#define UART_IIR_THRI 0x02
+#define UART_IIR_FIFO 0xc0
+#define UART_LCR_DLAB 0x80
+#define UART_MCR_LOOP 0x10
+#define UART_LSR_THRE 0x20
+#define UART_LSR_TEMT 0x40
+#define UART_MSR_CTS 0x10
+#define UART_MSR_DSR 0x20
+#define UART_MSR_RI 0x40
+#define UART_MSR_DCD 0x80
+
+void uart8250_init(struct uart8250 *u, int out_fd, uart_irq_fn irq, void *irq_opaque)
+{
+	*u = (struct uart8250){ .out_fd = out_fd, .irq = irq, .irq_opaque = irq_opaque,
+				.mcr = 0x08, .dll = 12 };
+}
+
+static void uart_update_irq(struct uart8250 *u)
+{
+	int level = (u->ier & UART_IER_THRI) && u->thri_pending;
+
+	if (level != u->irq_level) {
+		u->irq_level = level;
+		if (u->irq)
+			u->irq(u->irq_opaque, level);
+	}
+}
+
+static void uart_tx(struct uart8250 *u, uint8_t c)
+{
+	u->bytes_out++;
+	if (u->out_fd < 0)
+		return;
+	/* A full pipe or terminal blocks the guest rather than losing output. */
+	while (write(u->out_fd, &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+static uint8_t uart_msr(const struct uart8250 *u)
+{
+	if (!(u->mcr & UART_MCR_LOOP))
+		return UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS;
+	/* Loopback: modem outputs appear on the inputs, which the driver's probe checks. */
+	return (uint8_t)(((u->mcr & 0x02) ? UART_MSR_CTS : 0) | ((u->mcr & 0x01) ? UART_MSR_DSR : 0) |
+			 ((u->mcr & 0x04) ? UART_MSR_RI : 0) | ((u->mcr & 0x08) ? UART_MSR_DCD : 0));
+}
+
+static uint8_t uart_read(struct uart8250 *u, unsigned int reg)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	uint8_t fifo = (u->fcr & 1) ? UART_IIR_FIFO : 0;
+
+	switch (reg) {
+	case 0: return dlab ? u->dll : 0;
+	case 1: return dlab ? u->dlm : u->ier;
+	case 2:
+		if ((u->ier & UART_IER_THRI) && u->thri_pending) {
+			u->thri_pending = false; /* reading IIR acknowledges THRE */
+			return UART_IIR_THRI | fifo;
+		}
+		return UART_IIR_NO_INT | fifo;
+	case 3: return u->lcr;
+	case 4: return u->mcr;
+	case 5: return UART_LSR_THRE | UART_LSR_TEMT;
+	case 6: return uart_msr(u);
+	default: return u->scr;
+	}
+}
+
+static void uart_write(struct uart8250 *u, unsigned int reg, uint8_t v)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+
+	switch (reg) {
+	case 0:
+		if (dlab) {
+			u->dll = v;
+		} else {
+			if (!(u->mcr & UART_MCR_LOOP))
+				uart_tx(u, v);
+			u->thri_pending = true;
+		}
+		break;
+	case 1:
+		if (dlab) {
+			u->dlm = v;
+		} else {
+			/* Enabling THRI with an empty transmitter raises it at once (16550). */
+			if ((v & UART_IER_THRI) && !(u->ier & UART_IER_THRI))
+				u->thri_pending = true;
+			u->ier = v & 0x0f;
+		}
+		break;
+	case 2: u->fcr = v & 0xc9; break;
+	case 3: u->lcr = v; break;
+	case 4: u->mcr = v & 0x1f; break;
+	case 7: u->scr = v; break;
+	default: break;
+	}
+}
+
+void uart8250_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct uart8250 *u = opaque;
+
+	if (offset >= UART_NR_REGS || len != 1) {
+		if (!is_write)
+			for (uint32_t i = 0; i < len; i++)
+				data[i] = 0xff;
+		return;
+	}
+	if (is_write)
+		uart_write(u, (unsigned int)offset, data[0]);
+	else
+		data[0] = uart_read(u, (unsigned int)offset);
+	uart_update_irq(u);
+}

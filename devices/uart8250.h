@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * An 8250/16550A UART at the standard COM1 ports.  Transmitted bytes go to a
+ * host fd at once, so the transmitter is always empty; the guest's THRE
+ * interrupt and loopback probe behave as Linux's 8250 driver expects.
+ */
+#ifndef MSVMM_UART8250_H
+#define MSVMM_UART8250_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define UART_COM1_BASE 0x3f8
+#define UART_COM1_IRQ 4
+#define UART_NR_REGS 8
+
+typedef void (*uart_irq_fn)(void *opaque, int level);
+
+struct uart8250 {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	bool thri_pending; /* THR-empty interrupt not yet acknowledged by an IIR read */
+	int irq_level;
+	int out_fd;        /* -1: discard output */
+	uint64_t bytes_out;
+	uart_irq_fn irq;
+	void *irq_opaque;
+};
+
+void uart8250_init(struct uart8250 *u, int out_fd, uart_irq_fn irq, void *irq_opaque);
+/* Port access relative to the base; matches bus_handler. */
+void uart8250_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The configuration object behind msvmm_config (private to the library). */
+#ifndef MSVMM_LIB_CONFIG_H
+#define MSVMM_LIB_CONFIG_H
+
+#include <stdint.h>
+
+#include "msvmm.h"
+
+#define MSVMM_DEFAULT_MEMORY_MIB 256
+#define MSVMM_MAX_MEMORY_MIB (64u * 1024)
+#define MSVMM_MAX_VCPUS 64
+
+struct msvmm_config {
+	char *kernel;
+	char *image;
+	char *data_dirs;
+	unsigned int memory_mib;
+	unsigned int vcpus;
+	char **argv;
+	char **env;
+	unsigned int nr_env;
+	char *workdir;
+	int console_fd;
+	int kernel_log;
+	char *extra_cmdline;
+	unsigned int profile_hz;
+	uint64_t timeout_ms;
+};
+
+#endif

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../vmm/err.h"
+
+#define CPIO_NEWC_MAGIC "070701"
+
+int image_data_dirs(const char *dirs, char *out, size_t len)
+{
+	char exe[PATH_MAX];
+	const char *env = getenv("MSVMM_DATA_DIR");
+	ssize_t n;
+	char *slash;
+
+	if (dirs && *dirs)
+		return snprintf(out, len, "%s", dirs) < (int)len ? 0 : -MSVMM_EINVAL;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if (snprintf(out, len, "%s%s%s/../share/msvmm:/usr/local/share/msvmm", env ? env : "",
+		     env ? ":" : "", exe) >= (int)len)
+		return -MSVMM_EINVAL;
+	return 0;
+}
+
+/* Call fn on each directory of the ':'-separated list until it returns 0. */
+static int dirs_each(const char *dirs, int (*fn)(const char *dir, void *arg), void *arg)
+{
+	char buf[4 * PATH_MAX], *save = NULL;
+
+	if (image_data_dirs(dirs, buf, sizeof(buf)))
+		return -1;
+	for (char *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save))
+		if (fn(d, arg) == 0)
+			return 0;
+	return -1;
+}
+
+static int is_newc(const char *path, msvmm_error *err)
+{
+	char magic[6];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return err_set(err, err_from_errno(errno), "image %s: %s", path, strerror(errno));
+	n = read(fd, magic, sizeof(magic));
+	close(fd);
+	if (n != (ssize_t)sizeof(magic) || memcmp(magic, CPIO_NEWC_MAGIC, 6) != 0)
+		return err_set(err, MSVMM_EFORMAT, "image %s: not an initramfs (newc cpio) archive", path);
+	return 0;
+}
+
+/* Apply one key=value line; -1 when a value does not fit. */
+static int conf_value(struct image *img, const char *key, const char *val)
+{
+	size_t dl = strlen(img->dir), vl = strlen(val);
+
+	if (!strcmp(key, "initramfs")) {
+		if (val[0] == '/')
+			dl = 0;
+		if (dl + 1 + vl >= sizeof(img->initramfs))
+			return -1;
+		memcpy(img->initramfs, img->dir, dl);
+		img->initramfs[dl] = '/';
+		memcpy(img->initramfs + dl + (dl ? 1 : 0), val, vl + 1);
+	} else if (!strcmp(key, "default_cmd")) {
+		if (vl >= sizeof(img->default_cmd))
+			return -1;
+		memcpy(img->default_cmd, val, vl + 1);
+	}
+	return 0;
+}
+
+static int image_read_conf(struct image *img, msvmm_error *err)
+{
+	char path[PATH_MAX + 16], line[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/image.conf", img->dir);
+	f = fopen(path, "re");
+	if (!f)
+		return err_set(err, MSVMM_ENOENT, "image %s: no image.conf", img->dir);
+	while (fgets(line, sizeof(line), f)) {
+		char *eq = strchr(line, '=');
+
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || !eq)
+			continue;
+		*eq = '\0';
+		if (conf_value(img, line, eq + 1) < 0) {
+			fclose(f);
+			return err_set(err, MSVMM_EFORMAT, "image %s: value of '%s' too long", img->dir, line);
+		}
+	}
+	fclose(f);
+	if (!img->initramfs[0])
+		return err_set(err, MSVMM_EFORMAT, "image %s: image.conf names no initramfs", img->dir);
+	return is_newc(img->initramfs, err);
+}
+
+static int image_from_path(const char *path, struct image *img, msvmm_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return err_set(err, err_from_errno(errno), "image %s: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		if (!realpath(path, img->dir))
+			return err_set(err, MSVMM_EIO, "image %s: %s", path, strerror(errno));
+		return image_read_conf(img, err);
+	}
+	snprintf(img->initramfs, sizeof(img->initramfs), "%s", path);
+	return is_newc(path, err);
+}
+
+struct find_arg {
+	const char *name;
+	char found[PATH_MAX];
+};
+
+static int find_image_dir(const char *dir, void *p)
+{
+	struct find_arg *a = p;
+	char conf[PATH_MAX];
+
+	if (snprintf(a->found, sizeof(a->found), "%s/images/%s", dir, a->name) >= (int)sizeof(a->found))
+		return -1;
+	snprintf(conf, sizeof(conf), "%.4000s/image.conf", a->found);
+	return access(conf, R_OK);
+}
+
+int image_resolve(const char *dirs, const char *name, struct image *img, msvmm_error *err)
+{
+	struct find_arg a = { .name = name };
+
+	memset(img, 0, sizeof(*img));
+	if (!name || !*name)
+		return err_set(err, MSVMM_EINVAL, "no image given");
+	if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return image_from_path(name, img, err);
+	if (dirs_each(dirs, find_image_dir, &a) != 0)
+		return err_set(err, MSVMM_ENOENT, "image '%s' not found (build it with 'make images')", name);
+	return image_from_path(a.found, img, err);
+}
+
+struct kernel_arg {
+	char *out;
+	size_t len;
+};
+
+static int find_kernel(const char *dir, void *p)
+{
+	struct kernel_arg *a = p;
+
+	if (snprintf(a->out, a->len, "%s/vmlinux", dir) >= (int)a->len)
+		return -1;
+	return access(a->out, R_OK);
+}
+
+int image_default_kernel(const char *dirs, char *out, size_t len, msvmm_error *err)
+{
+	struct kernel_arg a = { out, len };
+
+	if (dirs_each(dirs, find_kernel, &a) != 0)
+		return err_set(err, MSVMM_ENOENT, "no guest kernel found (build it with 'make kernel' or pass --kernel)");
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The image store: where images and the default kernel live, and what an
+ * image is.  An image is a directory holding image.conf (key=value lines:
+ * name, initramfs, default_cmd) and the files it names; a bare initramfs
+ * (newc cpio) file is accepted as an image too.
+ */
+#ifndef MSVMM_LIB_IMAGE_H
+#define MSVMM_LIB_IMAGE_H
+
+#include <limits.h>
+
+#include "msvmm.h"
+
+struct image {
+	char dir[PATH_MAX];
+	char initramfs[PATH_MAX];
+	char default_cmd[256];
+};
+
+/* The search path: 'dirs' if set, else $MSVMM_DATA_DIR, <exe>/../share/msvmm, /usr/local/share/msvmm. */
+int image_data_dirs(const char *dirs, char *out, size_t len);
+/* Resolve a name or path into an image; 0 or -MSVMM_E* with message. */
+int image_resolve(const char *dirs, const char *name, struct image *img, msvmm_error *err);
+/* Find the default kernel (vmlinux) in the data dirs. */
+int image_default_kernel(const char *dirs, char *out, size_t len, msvmm_error *err);
+
+#endif

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * msvmm_vm: a configuration turned into a booted-to-be machine.  Building
+ * the VM (kernel, initramfs, run spec, zero page, MP table) happens in
+ * create; run enters the guest and turns how the machine ended into a result.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "config.h"
+#include "image.h"
+#include "loader.h"
+#include "machine.h"
+#include "mptable.h"
+#include "runspec.h"
+
+/* The guest kernel's HZ (guest-init/kernel/msvmm.config): lpj = TSC ticks per jiffy. */
+#define GUEST_HZ 100
+
+static const char cmdline_base[] =
+	"console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1 pci=off nomodule nohpet "
+	"i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on "
+	"cryptomgr.notests tsc=reliable no_timer_check rdinit=/init";
+
+struct msvmm_vm {
+	struct machine m;
+	char kernel[PATH_MAX];
+	struct image img;
+	uint64_t timeout_ms;
+	uint64_t t_create, t_ready;
+};
+
+static int vm_load_kernel(struct msvmm_vm *vm, struct kernel_image *k, msvmm_error *err)
+{
+	struct stat st;
+	void *p;
+	int fd, rc;
+
+	fd = open(vm->kernel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, err_from_errno(errno), "kernel %s: %s", vm->kernel, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		close(fd);
+		return err_set(err, MSVMM_EFORMAT, "kernel %s: not a regular, non-empty file", vm->kernel);
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return err_set(err, MSVMM_EIO, "kernel %s: %s", vm->kernel, strerror(errno));
+	rc = kernel_load(&vm->m.vm.mem, p, (size_t)st.st_size, k, err);
+	munmap(p, (size_t)st.st_size);
+	if (rc) {
+		/* Name the file: loader messages say what is wrong, not where. */
+		msvmm_error inner = *err;
+
+		return err_set(err, inner.code, "kernel %s: %s", vm->kernel, inner.message);
+	}
+	return 0;
+}
+
+/* Read the whole file into guest memory at gpa (size known from fstat). */
+static int vm_read_into(struct msvmm_vm *vm, int fd, uint64_t gpa, uint64_t size, msvmm_error *err)
+{
+	uint8_t *dst = guest_mem_ptr(&vm->m.vm.mem, gpa, size);
+	uint64_t done = 0;
+
+	if (!dst)
+		return err_set(err, MSVMM_EINVAL, "initramfs does not fit in guest RAM");
+	while (done < size) {
+		ssize_t n = pread(fd, dst + done, size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(err, MSVMM_EIO, "image %s: read failed", vm->img.initramfs);
+		done += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Place image initramfs + run-spec archive in guest RAM; returns address and size. */
+static int vm_load_initrd(struct msvmm_vm *vm, const msvmm_config *cfg, const struct kernel_image *k,
+			  uint64_t *addr, uint64_t *size, msvmm_error *err)
+{
+	struct cpio_buf spec;
+	struct stat st;
+	uint64_t base_len;
+	int fd, rc;
+
+	if (runspec_build(&spec, cfg->argv, cfg->env, cfg->workdir) < 0)
+		return err_set(err, MSVMM_ENOMEM, "cannot build the run specification");
+	fd = open(vm->img.initramfs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = err_set(err, err_from_errno(errno), "image %s: %s", vm->img.initramfs, strerror(errno));
+		goto out;
+	}
+	/* The kernel finds the appended archive at the next 4-byte boundary. */
+	base_len = ((uint64_t)st.st_size + 3) & ~3ULL;
+	*size = base_len + spec.len;
+	*addr = boot_initrd_addr(&vm->m.vm.mem, k, *size);
+	if (!*addr) {
+		rc = err_set(err, MSVMM_EINVAL, "image %s (%llu MiB) does not fit in %llu MiB of guest RAM",
+			     vm->img.initramfs, (unsigned long long)(*size >> 20),
+			     (unsigned long long)(vm->m.vm.mem.ram_size >> 20));
+		goto out;
+	}
+	rc = vm_read_into(vm, fd, *addr, (uint64_t)st.st_size, err);
+	if (!rc) {
+		memset(guest_mem_ptr(&vm->m.vm.mem, *addr + (uint64_t)st.st_size, base_len - (uint64_t)st.st_size),
+		       0, base_len - (uint64_t)st.st_size);
+		guest_mem_write(&vm->m.vm.mem, *addr + base_len, spec.data, spec.len);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	cpio_free(&spec);
+	return rc;
+}
+
+static int vm_cmdline(struct msvmm_vm *vm, const msvmm_config *cfg, char *buf, size_t len, msvmm_error *err)
+{
+	char tsc[96] = "";
+	int khz = ioctl(vm->m.vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+
+	/* Known TSC rate: skip the kernel's PIT calibration and its delay-loop calibration. */
+	if (khz > 0)
+		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%d lpj=%llu", khz,
+			 (unsigned long long)khz * 1000ULL / GUEST_HZ);
+	if ((size_t)snprintf(buf, len, "%s %s%s %s %s", cmdline_base,
+			     cfg->kernel_log ? "loglevel=7" : "quiet loglevel=1", tsc, pvm_cmdline(&vm->m.pvm),
+			     cfg->extra_cmdline ? cfg->extra_cmdline : "") >= len)
+		return err_set(err, MSVMM_EINVAL, "kernel command line too long");
+	return 0;
+}
+
+static int vm_build(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *err)
+{
+	char cmdline[BOOT_CMDLINE_MAX];
+	struct kernel_image k;
+	uint64_t initrd = 0, initrd_size = 0;
+	int rc;
+
+	rc = vm_load_kernel(vm, &k, err);
+	if (!rc)
+		rc = vm_load_initrd(vm, cfg, &k, &initrd, &initrd_size, err);
+	if (!rc)
+		rc = vm_cmdline(vm, cfg, cmdline, sizeof(cmdline), err);
+	if (!rc)
+		rc = boot_setup(&vm->m.vm.mem, &k, cmdline, initrd, initrd_size, err);
+	if (rc)
+		return rc;
+	if (mptable_write(&vm->m.vm.mem, vm->m.nr_vcpus) < 0)
+		return err_set(err, MSVMM_EINTERNAL, "cannot write the MP table");
+	if (!k.is_bzimage)
+		vm->m.vmlinux_path = vm->kernel;
+	return vcpu_setup_boot(&vm->m.vcpus[0], k.entry, BOOT_ZERO_PAGE_ADDR, err);
+}
+
+static int vm_resolve(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *err)
+{
+	int rc;
+
+	if (!cfg->image)
+		return err_set(err, MSVMM_EINVAL, "no image given");
+	if (cfg->kernel) {
+		if (snprintf(vm->kernel, sizeof(vm->kernel), "%s", cfg->kernel) >= (int)sizeof(vm->kernel))
+			return err_set(err, MSVMM_EINVAL, "kernel path too long");
+		if (access(vm->kernel, R_OK) < 0)
+			return err_set(err, err_from_errno(errno), "kernel %s: %s", vm->kernel, strerror(errno));
+	} else {
+		rc = image_default_kernel(cfg->data_dirs, vm->kernel, sizeof(vm->kernel), err);
+		if (rc)
+			return rc;
+	}
+	return image_resolve(cfg->data_dirs, cfg->image, &vm->img, err);
+}
+
+int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
+{
+	uint64_t t0 = machine_now_ns();
+	struct msvmm_vm *vm;
+	int rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!cfg || !out)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	*out = NULL;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	vm->t_create = t0;
+	vm->timeout_ms = cfg->timeout_ms;
+	rc = vm_resolve(vm, cfg, err);
+	if (!rc)
+		rc = machine_init(&vm->m, (uint64_t)cfg->memory_mib << 20, cfg->vcpus, cfg->console_fd,
+				  pvm_detect(), err);
+	if (!rc) {
+		vm->m.profile_hz = cfg->profile_hz;
+		rc = vm_build(vm, cfg, err);
+	}
+	if (rc) {
+		machine_destroy(&vm->m);
+		free(vm);
+		return rc;
+	}
+	vm->t_ready = machine_now_ns();
+	*out = vm;
+	return 0;
+}
+
+static uint64_t since(uint64_t t0, uint64_t t)
+{
+	return t > t0 ? t - t0 : 0;
+}
+
+static void vm_fill_result(struct msvmm_vm *vm, msvmm_result *res)
+{
+	uint32_t st = vm->m.exit_status;
+
+	memset(res, 0, sizeof(*res));
+	if (st & MSVMM_CTL_EXIT_SIGNALED) {
+		res->signaled = 1;
+		res->term_signal = (int)(st & 0xff);
+		res->status = 128 + res->term_signal;
+	} else {
+		res->exited = 1;
+		res->exit_code = (int)(st & 0xff);
+		res->status = res->exit_code;
+	}
+}
+
+static void vm_fill_times(struct msvmm_vm *vm, msvmm_result *res)
+{
+	const struct pvm *p = &vm->m.pvm;
+
+	res->ns_vm_ready = since(vm->t_create, vm->t_ready);
+	res->ns_first_run = since(vm->t_create, vm->m.t_first_run);
+	res->ns_init_started = since(vm->t_create, vm->m.t_boot);
+	res->ns_exited = since(vm->t_create, vm->m.t_exit);
+	res->exits = vm->m.nr_exits;
+	res->pvm_int3 = p->nr_int3;
+	res->pvm_fwait = p->nr_fwait;
+	res->pvm_xsave = p->nr_xsave;
+	res->pvm_xrstor = p->nr_xrstor;
+	res->pvm_faults_injected = p->nr_pf_injected + p->nr_gp_injected;
+}
+
+int msvmm_vm_run(msvmm_vm *vm, msvmm_result *res, msvmm_error *err)
+{
+	enum machine_end end;
+	msvmm_result tmp;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!vm)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	if (!res)
+		res = &tmp;
+	end = machine_run(&vm->m, vm->timeout_ms);
+	memset(res, 0, sizeof(*res));
+	if (end == MACHINE_END_EXIT)
+		vm_fill_result(vm, res);
+	vm_fill_times(vm, res);
+	switch (end) {
+	case MACHINE_END_EXIT:
+		return 0;
+	case MACHINE_END_RESET:
+	case MACHINE_END_SHUTDOWN:
+		return err_set(err, MSVMM_EGUEST,
+			       "the guest %s before guest-init reported the command's status (kernel panic? rerun with --console)",
+			       end == MACHINE_END_RESET ? "rebooted" : "shut down");
+	case MACHINE_END_TIMEOUT:
+		return err_set(err, MSVMM_ETIMEDOUT, "the guest did not finish within %llu ms",
+			       (unsigned long long)vm->timeout_ms);
+	case MACHINE_END_STOPPED:
+		return err_set(err, MSVMM_ESTOPPED, "the VM was stopped");
+	default:
+		if (err)
+			*err = vm->m.end_err;
+		return -(vm->m.end_err.code ? vm->m.end_err.code : MSVMM_EINTERNAL);
+	}
+}
+
+void msvmm_vm_stop(msvmm_vm *vm)
+{
+	if (vm)
+		machine_stop(&vm->m);
+}
+
+int msvmm_vm_profile_report(msvmm_vm *vm, int fd, unsigned int top, msvmm_error *err)
+{
+	int rc;
+
+	if (!vm)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	rc = profile_report(&vm->m.prof, machine_symbols(&vm->m), fd, top);
+	return rc ? err_set(err, MSVMM_EIO, "cannot write the profile: %s", strerror(-rc)) : 0;
+}
+
+int msvmm_vm_is_pvm(const msvmm_vm *vm)
+{
+	return vm && vm->m.pvm.active;
+}
+
+void msvmm_vm_destroy(msvmm_vm *vm)
+{
+	if (!vm)
+		return;
+	machine_destroy(&vm->m);
+	free(vm);
+}

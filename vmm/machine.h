@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A running microVM: the KVM VM, its vCPU threads, the I/O buses and the
+ * built-in devices (8250 console, i8042 reset, msvmm control page).  The
+ * machine ends exactly once, for one recorded reason.
+ */
+#ifndef MSVMM_MACHINE_H
+#define MSVMM_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "ctl_dev.h"
+#include "i8042.h"
+#include "kvm.h"
+#include "profile.h"
+#include "pvm.h"
+#include "symbols.h"
+#include "uart8250.h"
+#include "vcpu.h"
+
+#define MACHINE_MAX_VCPUS 64
+
+enum machine_end {
+	MACHINE_RUNNING = 0,
+	MACHINE_END_EXIT,     /* guest-init reported the command's status */
+	MACHINE_END_RESET,    /* the guest rebooted (i8042 reset) */
+	MACHINE_END_SHUTDOWN, /* triple fault or system event */
+	MACHINE_END_STOPPED,  /* the host asked it to stop */
+	MACHINE_END_TIMEOUT,
+	MACHINE_END_ERROR,    /* see machine.end_err */
+};
+
+struct machine {
+	struct kvm_vm vm;
+	struct vcpu vcpus[MACHINE_MAX_VCPUS];
+	unsigned int nr_vcpus;
+	struct bus pio, mmio;
+	struct uart8250 uart;
+	struct i8042 kbd;
+	struct ctl_dev ctl;
+	struct pvm pvm;
+
+	const char *vmlinux_path; /* for symbols; NULL when booting a bzImage */
+	struct symbols syms;
+	bool syms_loaded;
+	unsigned int profile_hz;
+	struct profile prof;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	_Atomic int end;
+	uint32_t exit_status;
+	msvmm_error end_err;
+
+	int kick_signal;
+	/* Monotonic timestamps in ns; 0 = not yet. */
+	uint64_t t_start, t_first_run;
+	_Atomic uint64_t t_boot, t_exit;
+	_Atomic uint64_t nr_exits;
+};
+
+uint64_t machine_now_ns(void);
+int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, int console_fd,
+		 bool pvm, msvmm_error *err);
+void machine_destroy(struct machine *m);
+/* Run until the machine ends or timeout_ms (0: none) passes; returns the end reason. */
+enum machine_end machine_run(struct machine *m, uint64_t timeout_ms);
+/* End the machine for 'why' (first caller wins); async-signal-safe apart from cond signal. */
+void machine_end(struct machine *m, enum machine_end why);
+void machine_stop(struct machine *m);
+/* Load vmlinux symbols on first use (for errors and profiles). */
+const struct symbols *machine_symbols(struct machine *m);
+
+#endif
