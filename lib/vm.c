@@ -28,7 +28,7 @@
 #define GUEST_HZ 100
 
 static const char cmdline_base[] =
-	"console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1 pci=off nomodule nohpet "
+	"console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1 nomodule nohpet "
 	"i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on "
 	"cryptomgr.notests tsc=reliable no_timer_check rdinit=/init";
 
@@ -137,7 +137,7 @@ static int vm_cmdline(struct msvmm_vm *vm, const msvmm_config *cfg, char *buf, s
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%d lpj=%llu", khz,
 			 (unsigned long long)khz * 1000ULL / GUEST_HZ);
 	if ((size_t)snprintf(buf, len, "%s %s%s %s %s", cmdline_base,
-			     cfg->kernel_log ? "loglevel=7" : "quiet loglevel=1", tsc, pvm_cmdline(&vm->m.pvm),
+			     cfg->kernel_log ? "loglevel=7 earlycon=uart8250,io,0x3f8" : "quiet loglevel=1", tsc, pvm_cmdline(&vm->m.pvm),
 			     cfg->extra_cmdline ? cfg->extra_cmdline : "") >= len)
 		return err_set(err, MSVMM_EINVAL, "kernel command line too long");
 	return 0;

@@ -40,7 +40,7 @@ const char *pvm_cmdline(const struct pvm *p)
 	 * XSAVES/XSAVEC would need the compacted format, which msvmm does not
 	 * emulate.  msvmm.pvm=1 turns on the guest kernel's SYSCALL fix.
 	 */
-	return "msvmm.pvm=1 clearcpuid=popcnt,smap,fsgsbase,erms,fsrm,pku,ospke,xsaves,xsavec";
+	return "msvmm.pvm=1 clearcpuid=popcnt,smap,fsgsbase,erms,fsrm,pku,ospke,xsaves,xsavec,cx16";
 }
 
 static int pvm_emulate_xsave(struct pvm *p, struct vcpu *v, const struct guest_mem *gm,

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# End-to-end tests: real guest kernel, real images, msx as a user runs it.
+# Usage: tests/e2e/run.sh BUILD_DIR
+set -u
+B=${1:-build}
+MSX=$B/bin/msx
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+pass=0
+fail=0
+failed=()
+
+if [ ! -e /dev/kvm ]; then
+	echo "e2e: SKIPPED: /dev/kvm does not exist on this machine"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+nok() {
+	fail=$((fail + 1)); failed+=("$1"); echo "FAIL $1: $2"
+	[ -s "$WORK/err" ] && sed 's/^/     stderr: /' "$WORK/err" | tail -5
+	[ -s "$WORK/out" ] && sed 's/^/     stdout: /' "$WORK/out" | tail -5
+}
+
+# expect NAME STATUS STDOUT_FILE_OR_- -- MSX_ARGS...: run msx, compare status and stdout bytes.
+expect() {
+	local name=$1 want=$2 want_out=$3
+	shift 4
+	timeout 900 "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+	local got=$?
+	if [ "$got" != "$want" ]; then
+		nok "$name" "exit status $got, want $want"
+	elif [ "$want_out" != "-" ] && ! cmp -s "$WORK/out" "$want_out"; then
+		nok "$name" "stdout differs from $(od -c "$want_out" | head -2 | tr -s ' ')"
+	else
+		ok "$name"
+	fi
+}
+
+# A test image: the busybox image plus the static mstest helper, as a second archive.
+mkimage() {
+	local img=$WORK/images/bbtest
+	mkdir -p "$img" "$WORK/stage"
+	gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -static -o "$WORK/stage/mstest" tests/e2e/mstest.c || return 1
+	printf 'dir usr 0755\ndir usr/bin 0755\nfile usr/bin/mstest %s 0755\n' "$WORK/stage/mstest" |
+		"$B/bin/msvmm-mkinitramfs" "$WORK/stage/extra.cpio" || return 1
+	cat "$B/share/msvmm/images/busybox/initramfs.cpio" "$WORK/stage/extra.cpio" >"$img/initramfs.cpio"
+	printf 'name=bbtest\ninitramfs=initramfs.cpio\ndefault_cmd=/bin/sh\n' >"$img/image.conf"
+}
+
+printf 'hello from a microVM\n' >"$WORK/hello.txt"
+expect "echo prints and exits 0" 0 "$WORK/hello.txt" -- busybox -- echo hello from a microVM
+
+printf 'hello\n' >"$WORK/hello7.txt"
+expect "sh exit 7" 7 "$WORK/hello7.txt" -- busybox -- sh -c 'echo hello; exit 7'
+expect "exit 255" 255 - -- busybox -- sh -c 'exit 255'
+expect "killed by SIGTERM gives 143" 143 - -- busybox -- sh -c 'kill -TERM $$'
+expect "missing command gives 127" 127 - -- busybox -- /no/such/command
+if grep -q "not found" "$WORK/err" "$WORK/out"; then ok "missing command says not found"; else nok "missing command says not found" "no message"; fi
+
+# msx's own errors: 125, one line naming the problem, nothing left behind.
+expect "missing kernel gives 125" 125 - -- --kernel /nonexistent/vmlinux busybox -- true
+if grep -q "/nonexistent/vmlinux" "$WORK/err" && [ "$(wc -l <"$WORK/err")" = 1 ]; then ok "missing kernel message"; else nok "missing kernel message" "$(cat "$WORK/err")"; fi
+expect "missing image gives 125" 125 - -- no-such-image -- true
+if grep -q "no-such-image" "$WORK/err"; then ok "missing image message"; else nok "missing image message" "$(cat "$WORK/err")"; fi
+printf 'not a cpio' >"$WORK/bad.cpio"
+expect "corrupt image gives 125" 125 - -- "$WORK/bad.cpio" -- true
+expect "bad option gives 125" 125 - -- --memory lots busybox -- true
+
+if mkimage; then
+	# 100 pipelines, each two fresh process starts (busybox and a static glibc program).
+	cat >"$WORK/stress.sh" <<'SH'
+n=0; bad=0
+while [ $n -lt 100 ]; do
+	r=$(echo abc | /usr/bin/mstest upper) || bad=$((bad + 1))
+	[ "$r" = ABC ] || bad=$((bad + 1))
+	n=$((n + 1))
+done
+echo "pipelines=$n bad=$bad"
+[ $bad = 0 ]
+SH
+	printf 'pipelines=100 bad=0\n' >"$WORK/stress.txt"
+	expect "100 pipelines, no crash" 0 "$WORK/stress.txt" -- "$WORK/images/bbtest" -- sh -c "$(cat "$WORK/stress.sh")"
+	# Vector registers survive context switches between two processes for a minute.
+	expect "vector registers: 2 processes x 60 s, 0 mismatches" 0 - -- --timings "$WORK/images/bbtest" -- \
+		sh -c '/usr/bin/mstest vregs 60 & a=$!; /usr/bin/mstest vregs 60; b=$?; wait $a; exit $((b + $?))'
+	cat "$WORK/out"
+	grep "emulated" "$WORK/err"
+else
+	nok "build test image" "mstest or msvmm-mkinitramfs failed"
+fi
+
+echo
+[ ${#failed[@]} -gt 0 ] && printf 'failed: %s\n' "${failed[@]}"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
