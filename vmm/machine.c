@@ -59,8 +59,10 @@ static int machine_devices(struct machine *m, int console_fd, msvmm_error *err)
 	uart8250_init(&m->uart, console_fd, machine_uart_irq, m);
 	m->kbd = (struct i8042){ .reset = machine_reset, .opaque = m };
 	ctl_dev_init(&m->ctl, &machine_ctl_ops, m);
+	rtc_cmos_init(&m->rtc);
 	if (bus_register(&m->pio, UART_COM1_BASE, UART_NR_REGS, uart8250_access, &m->uart) ||
 	    bus_register(&m->pio, I8042_DATA_PORT, 5, i8042_access, &m->kbd) ||
+	    bus_register(&m->pio, RTC_CMOS_PORT, RTC_CMOS_NR_PORTS, rtc_cmos_access, &m->rtc) ||
 	    bus_register(&m->mmio, MSVMM_CTL_BASE, MSVMM_CTL_SIZE, ctl_dev_access, &m->ctl))
 		return err_set(err, MSVMM_EINTERNAL, "device address ranges overlap");
 	return 0;

@@ -18,6 +18,7 @@
 #include "kvm.h"
 #include "profile.h"
 #include "pvm.h"
+#include "rtc_cmos.h"
 #include "symbols.h"
 #include "uart8250.h"
 #include "vcpu.h"
@@ -41,6 +42,7 @@ struct machine {
 	struct bus pio, mmio;
 	struct uart8250 uart;
 	struct i8042 kbd;
+	struct rtc_cmos rtc;
 	struct ctl_dev ctl;
 	struct pvm pvm;
 
