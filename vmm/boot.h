@@ -14,7 +14,7 @@
 #include "loader.h"
 
 #define BOOT_GDT_ADDR 0x500ULL
-#define BOOT_IDT_ADDR 0x520ULL
+#define BOOT_IDT_ADDR 0x540ULL /* after the 5-entry GDT */
 #define BOOT_ZERO_PAGE_ADDR 0x7000ULL
 #define BOOT_STACK_ADDR 0x8ff0ULL
 #define BOOT_PML4_ADDR 0x9000ULL
