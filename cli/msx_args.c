@@ -12,7 +12,7 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 {
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (!s || *s < '0' || *s > '9') /* digits only: no sign, no leading space */
 		return -1;
 	errno = 0;
 	*out = strtoull(s, &end, 10);
