@@ -70,7 +70,7 @@ static int elf_collect(Elf *elf, const struct guest_mem *gm, size_t len, struct 
 	return 0;
 }
 
-static int elf_check_header(Elf *elf, GElf_Ehdr *eh, msvmm_error *err)
+static int elf_check_header(Elf *elf, size_t len, GElf_Ehdr *eh, msvmm_error *err)
 {
 	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, eh))
 		return err_set(err, MSVMM_EFORMAT, "kernel: not an ELF file");
@@ -81,6 +81,8 @@ static int elf_check_header(Elf *elf, GElf_Ehdr *eh, msvmm_error *err)
 			       eh->e_machine);
 	if (eh->e_type != ET_EXEC)
 		return err_set(err, MSVMM_EFORMAT, "vmlinux: not an executable ELF file");
+	if (eh->e_phoff > len || (uint64_t)eh->e_phnum * eh->e_phentsize > len - eh->e_phoff)
+		return err_set(err, MSVMM_EFORMAT, "vmlinux: program headers extend past the end of the file (truncated?)");
 	return 0;
 }
 
@@ -99,13 +101,17 @@ int kernel_load_elf(const struct guest_mem *gm, const uint8_t *file, size_t len,
 	elf = elf_memory((char *)file, len);
 	if (!elf)
 		return err_set(err, MSVMM_EFORMAT, "vmlinux: %s", elf_errmsg(-1));
-	rc = elf_check_header(elf, &eh, err);
+	rc = elf_check_header(elf, len, &eh, err);
 	if (!rc)
 		rc = elf_collect(elf, gm, len, segs, &n, err);
 	elf_end(elf);
 	if (rc)
 		return rc;
 
+	/* Every check before the first byte is copied: a refused kernel leaves RAM untouched. */
+	if (eh.e_entry < segs[0].paddr || eh.e_entry >= segs[n - 1].paddr + segs[n - 1].memsz)
+		return err_set(err, MSVMM_EFORMAT, "vmlinux: entry point 0x%llx outside the loaded segments",
+			       (unsigned long long)eh.e_entry);
 	memset(out, 0, sizeof(*out));
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t *dst = guest_mem_ptr(gm, segs[i].paddr, segs[i].memsz);
@@ -115,9 +121,6 @@ int kernel_load_elf(const struct guest_mem *gm, const uint8_t *file, size_t len,
 	}
 	out->load_start = segs[0].paddr;
 	out->load_end = segs[n - 1].paddr + segs[n - 1].memsz;
-	if (eh.e_entry < out->load_start || eh.e_entry >= out->load_end)
-		return err_set(err, MSVMM_EFORMAT, "vmlinux: entry point 0x%llx outside the loaded segments",
-			       (unsigned long long)eh.e_entry);
 	out->entry = eh.e_entry;
 	out->initrd_addr_max = 0x7fffffff;
 	return 0;

@@ -57,7 +57,7 @@ expect "sh exit 7" 7 "$WORK/hello7.txt" -- busybox -- sh -c 'echo hello; exit 7'
 expect "exit 255" 255 - -- busybox -- sh -c 'exit 255'
 expect "killed by SIGTERM gives 143" 143 - -- busybox -- sh -c 'kill -TERM $$'
 expect "missing command gives 127" 127 - -- busybox -- /no/such/command
-if grep -q "not found" "$WORK/err" "$WORK/out"; then ok "missing command says not found"; else nok "missing command says not found" "no message"; fi
+if grep -qE "not found|No such file" "$WORK/err" "$WORK/out"; then ok "missing command says not found"; else nok "missing command says not found" "no message"; fi
 
 # msx's own errors: 125, one line naming the problem, nothing left behind.
 expect "missing kernel gives 125" 125 - -- --kernel /nonexistent/vmlinux busybox -- true
