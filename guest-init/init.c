@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * msvmm guest init: the static PID 1 of every msvmm image.
+ *
+ * It tells the VMM it is running (the boot timer), mounts the usual
+ * filesystems, runs the one command described by the run spec that the VMM
+ * appended to the initramfs, and reports how that command ended through the
+ * control device (devices/ctl.h).  The guest kernel is slow to enter, so
+ * every syscall here is one we need.
+ *
+ * Exit statuses reported besides the command's own:
+ *   125  init itself failed before the command could start
+ *   126  the working directory or the command could not be used
+ *   127  the command was not found
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define SPEC_MAX (1u << 20)
+#define STATUS_INIT_FAILED 125
+#define STATUS_CANNOT_EXEC 126
+#define STATUS_NOT_FOUND 127
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct run_spec {
+	char **argv;
+	char **envp;
+	const char *workdir;	/* NULL: stay in / */
+};
+
+/* The control page, or NULL when it could not be reached. */
+static volatile uint32_t *ctl;
+/* 1 when init owns the console as its controlling tty (job control). */
+static int have_ctty;
+
+static void ctl_write(unsigned int reg, uint32_t val)
+{
+	if (ctl)
+		ctl[reg / 4] = val;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One "msvmm-init: ..." line on the console, in a single write. */
+static void say(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "msvmm-init: ");
+
+	va_start(ap, fmt);
+	n += vsnprintf(msg + n, sizeof(msg) - n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(msg) - 2)
+		n = sizeof(msg) - 2;
+	msg[n++] = '\n';
+	if (write(STDERR_FILENO, msg, n) < 0 && errno == EBADF) {
+		/* The kernel found no /dev/console to give us fds 0-2. */
+		int fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+
+		/* If this fails too there is nowhere left to say it. */
+		if (fd >= 0)
+			(void)!write(fd, msg, n);
+	}
+}
+
+/* Report status, then stop the VM: the VMM normally stops it at the write. */
+static void __attribute__((noreturn)) finish(uint32_t status)
+{
+	/* Without this the console may still hold output the host never sees. */
+	tcdrain(STDOUT_FILENO);
+	ctl_write(MSVMM_CTL_EXIT, status);
+	sync();
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}
+
+static void __attribute__((noreturn)) fatal(const char *what, int err)
+{
+	say("%s: %s", what, strerror(err));
+	finish(STATUS_INIT_FAILED);
+}
+
+/*
+ * Map the control page and mark the boot.  MAGIC is checked so that init
+ * never scribbles on a machine (e.g. plain QEMU) that has no control device.
+ */
+static void ctl_init(void)
+{
+	volatile uint32_t *page;
+	int fd;
+
+	fd = open("/dev/mem", O_RDWR | O_SYNC | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	page = mmap(NULL, MSVMM_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		    MSVMM_CTL_BASE);
+	if (page == MAP_FAILED)
+		return;
+	if (page[MSVMM_CTL_MAGIC / 4] != MSVMM_CTL_MAGIC_VALUE)
+		return;
+	ctl = page;
+	ctl_write(MSVMM_CTL_BOOT, 1);
+}
+
+static void mount_one(const char *src, const char *dir, const char *type,
+		      unsigned long flags, const char *opts)
+{
+	if (mount(src, dir, type, flags, opts) < 0 && errno != EBUSY)
+		say("mount %s on %s: %s", type, dir, strerror(errno));
+}
+
+static void mount_filesystems(void)
+{
+	const unsigned long nosuid = MS_NOSUID | MS_NODEV;
+
+	mount_one("proc", "/proc", "proc", nosuid | MS_NOEXEC, NULL);
+	mount_one("sysfs", "/sys", "sysfs", nosuid | MS_NOEXEC, NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	mount_one("tmpfs", "/tmp", "tmpfs", nosuid, "mode=1777");
+	mount_one("tmpfs", "/run", "tmpfs", nosuid, "mode=0755");
+	/* devtmpfs has neither: make them (EEXIST is fine). */
+	mkdir("/dev/pts", 0755);
+	mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "mode=0620,ptmxmode=0666");
+	mkdir("/dev/shm", 01777);
+	mount_one("tmpfs", "/dev/shm", "tmpfs", nosuid, "mode=1777");
+	/* Shells use these for process substitution and "-" file names. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+	sethostname("msvmm", 5);
+}
+
+/* Read the run spec; returns its length, 0 when there is none. */
+static size_t spec_read(char *buf)
+{
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(MSVMM_RUN_SPEC_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		fatal(MSVMM_RUN_SPEC_PATH, errno);
+	}
+	/* Read one byte past the limit to tell "full" from "too big". */
+	while ((n = read(fd, buf + len, SPEC_MAX + 1 - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal(MSVMM_RUN_SPEC_PATH, errno);
+		}
+		len += (size_t)n;
+		if (len > SPEC_MAX) {
+			say("%s: larger than %u bytes", MSVMM_RUN_SPEC_PATH, SPEC_MAX);
+			finish(STATUS_INIT_FAILED);
+		}
+	}
+	close(fd);
+	return len;
+}
+
+static void __attribute__((noreturn)) spec_invalid(size_t off, const char *why)
+{
+	say("%s: offset %zu: %s", MSVMM_RUN_SPEC_PATH, off, why);
+	finish(STATUS_INIT_FAILED);
+}
+
+struct spec_counts {
+	size_t nargs, nenv;
+	int use_default;
+	const char *workdir;
+};
+
+/* Validate every record and count the argv and environment entries. */
+static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		char type = buf[off];
+		const char *s = buf + off + 1;
+		const char *nul = memchr(s, '\0', len - off - 1);
+
+		if (!nul)
+			spec_invalid(off, "record without a terminating NUL");
+		switch (type) {
+		case 'A':
+			c->nargs++;
+			break;
+		case 'E':
+			if (s[0] == '=' || !strchr(s, '='))
+				spec_invalid(off, "environment entry is not KEY=VALUE");
+			c->nenv++;
+			break;
+		case 'W':
+			if (!*s || c->workdir)
+				spec_invalid(off, "empty or repeated working directory");
+			c->workdir = s;
+			break;
+		case 'D':
+			if (strcmp(s, "0") && strcmp(s, "1"))
+				spec_invalid(off, "default flag is not 0 or 1");
+			c->use_default = s[0] == '1';
+			break;
+		default:
+			spec_invalid(off, "unknown record type");
+		}
+		off = (size_t)(nul - buf) + 1;
+	}
+	if (c->use_default && c->nargs)
+		spec_invalid(0, "both a command and the default command requested");
+}
+
+static int env_has(char *const *envp, size_t n, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(envp[i], key, klen) && envp[i][klen] == '=')
+			return 1;
+	return 0;
+}
+
+/* Build argv and envp, pointing into buf. */
+static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
+{
+	static char *default_argv[] = { "/bin/sh", NULL };
+	struct spec_counts c = { 0 };
+	size_t off, na = 0, ne = 0;
+
+	spec_scan(buf, len, &c);
+	rs->workdir = c.workdir;
+	rs->argv = c.nargs ? malloc((c.nargs + 1) * sizeof(char *)) : default_argv;
+	rs->envp = malloc((c.nenv + 4) * sizeof(char *));	/* + PATH HOME TERM */
+	if (!rs->argv || !rs->envp)
+		fatal("run spec", ENOMEM);
+	for (off = 0; off < len; off += strlen(buf + off + 1) + 2) {
+		char *s = (char *)buf + off + 1;
+
+		if (buf[off] == 'A')
+			rs->argv[na++] = s;
+		else if (buf[off] == 'E')
+			rs->envp[ne++] = s;
+	}
+	if (c.nargs)
+		rs->argv[na] = NULL;
+	if (!env_has(rs->envp, c.nenv, "PATH"))
+		rs->envp[ne++] = DEFAULT_PATH;
+	if (!env_has(rs->envp, c.nenv, "HOME"))
+		rs->envp[ne++] = "HOME=/root";
+	if (!env_has(rs->envp, c.nenv, "TERM"))
+		rs->envp[ne++] = "TERM=linux";
+	rs->envp[ne] = NULL;
+}
+
+/*
+ * Byte-exact console: no "\n" -> "\r\n".  Init also becomes the console's
+ * session leader so that the command can be its foreground process group
+ * (^C) without being a session leader itself: a session leader's exit hangs
+ * up the tty, which flushes output the UART has not sent yet.
+ */
+static void console_init(void)
+{
+	struct termios t;
+
+	if (tcgetattr(STDIN_FILENO, &t) < 0) {
+		if (errno == EBADF)
+			say("no console on fds 0-2");
+		return;
+	}
+	t.c_oflag &= ~(OPOST | ONLCR);
+	tcsetattr(STDIN_FILENO, TCSANOW, &t);
+	if (setsid() >= 0 && ioctl(STDIN_FILENO, TIOCSCTTY, 0) == 0)
+		have_ctty = 1;
+}
+
+static void __attribute__((noreturn)) exec_failed(const char *cmd, int err)
+{
+	if (err == ENOENT && !strchr(cmd, '/')) {
+		say("%s: command not found", cmd);
+		_exit(STATUS_NOT_FOUND);
+	}
+	say("%s: %s", cmd, err == EACCES ? "permission denied" : strerror(err));
+	_exit(err == ENOENT ? STATUS_NOT_FOUND : STATUS_CANNOT_EXEC);
+}
+
+/*
+ * The vfork child: only syscalls and _exit/exec, since it borrows init's
+ * memory until the exec.
+ */
+static void __attribute__((noreturn)) child_exec(const struct run_spec *rs,
+						 const sigset_t *mask)
+{
+	if (have_ctty && setpgid(0, 0) == 0) {
+		pid_t me = getpid();
+
+		/* SIGTTOU is still blocked, so a background group may do this. */
+		ioctl(STDIN_FILENO, TIOCSPGRP, &me);
+	}
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	if (rs->workdir && chdir(rs->workdir) < 0) {
+		say("cd %s: %s", rs->workdir, strerror(errno));
+		_exit(STATUS_CANNOT_EXEC);
+	}
+	/* environ is rs->envp: execvp searches that PATH. */
+	execvp(rs->argv[0], rs->argv);
+	exec_failed(rs->argv[0], errno);
+}
+
+/*
+ * vfork: no copy of init's address space to build and no copy-on-write
+ * faults in init afterwards.
+ */
+static pid_t spawn(const struct run_spec *rs, const sigset_t *mask)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		child_exec(rs, mask);
+	return pid;
+}
+
+/* PID 1 reaps every orphan; stop when the command itself is gone. */
+static uint32_t wait_command(pid_t pid)
+{
+	int st;
+	pid_t w;
+
+	for (;;) {
+		w = waitpid(-1, &st, 0);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("waitpid", errno);
+		}
+		if (w == pid)
+			break;
+	}
+	if (WIFSIGNALED(st))
+		return MSVMM_CTL_EXIT_SIGNALED | (uint32_t)WTERMSIG(st);
+	return (uint32_t)WEXITSTATUS(st) & 0xff;
+}
+
+int main(void)
+{
+	static char spec[SPEC_MAX + 1];
+	extern char **environ;
+	struct run_spec rs;
+	sigset_t ttou, oldmask;
+	pid_t pid;
+
+	ctl_init();
+	mount_filesystems();
+	/* Before the spec: init's own error lines are byte-exact too. */
+	console_init();
+	spec_parse(spec, spec_read(spec), &rs);
+
+	/*
+	 * Init is not in the console's foreground group once the command
+	 * runs; blocked SIGTTOU lets it still tcdrain() the console.
+	 */
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	sigprocmask(SIG_BLOCK, &ttou, &oldmask);
+
+	environ = rs.envp;
+	pid = spawn(&rs, &oldmask);
+	if (pid < 0)
+		fatal("vfork", errno);
+	finish(wait_command(pid));
+}
