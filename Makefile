@@ -66,7 +66,8 @@ kernel:
 	@bash guest-init/kernel/build.sh $(BUILD)/share/msvmm
 
 images: $(BUILD)/guest/init $(BUILD)/bin/msvmm-mkinitramfs
-	@bash guest-init/images/build.sh $(BUILD)/share/msvmm/images
+	@INIT_BIN=$(BUILD)/guest/init MKINITRAMFS=$(BUILD)/bin/msvmm-mkinitramfs \
+		bash guest-init/images/build.sh $(BUILD)/share/msvmm/images
 
 # Freestanding test guests: tiny kernels run at CPL0 through the real loaders.
 $(BUILD)/guests/%.elf: tests/guests/%.c tests/guests/guest.h tests/guests/guest.ld tests/guests/start.S

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #define IO_PORT_DEBUG 0x80
+#define MACHINE_WATCHDOG_MS 1000
+
+static void vcpu_check_halted(struct vcpu *v);
 
 uint64_t machine_now_ns(void)
 {
@@ -303,6 +306,7 @@ static void vcpu_loop(struct machine *m, struct vcpu *v)
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu_consume_kicks(m);
 				machine_sample(m, v);
+				vcpu_check_halted(v);
 				continue;
 			}
 			err_set(&e, MSVMM_EKVM, "vCPU %u: KVM_RUN: %s", v->id, strerror(errno));
@@ -337,26 +341,67 @@ static void *vcpu_thread(void *p)
 	return NULL;
 }
 
+/*
+ * A vCPU that halts with interrupts off (the guest's "halt", a stopped CPU
+ * after a crash) stays inside KVM forever when the irqchip is in-kernel.
+ * Once a second the watchdog kicks every vCPU, which then reports whether it
+ * is halted for good; when all are, the machine has shut down.
+ */
+static void vcpu_check_halted(struct vcpu *v)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs r;
+
+	if (!atomic_exchange(&v->halt_check, 0))
+		return;
+	v->dead = ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED &&
+		  ioctl(v->fd, KVM_GET_REGS, &r) == 0 && !(r.rflags & (1u << 9));
+}
+
+static void machine_watchdog(struct machine *m)
+{
+	unsigned int dead = 0;
+
+	for (unsigned int i = 0; i < m->nr_vcpus; i++)
+		dead += atomic_load(&m->vcpus[i].dead) ? 1 : 0;
+	if (dead == m->nr_vcpus) {
+		machine_end(m, MACHINE_END_SHUTDOWN);
+		return;
+	}
+	for (unsigned int i = 0; i < m->nr_vcpus; i++) {
+		m->vcpus[i].halt_check = 1;
+		if (m->vcpus[i].thread_started)
+			pthread_kill(m->vcpus[i].thread, m->kick_signal);
+	}
+}
+
+static void timespec_add_ms(struct timespec *t, uint64_t ms)
+{
+	t->tv_sec += (time_t)(ms / 1000);
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
 static void machine_wait(struct machine *m, uint64_t timeout_ms)
 {
-	struct timespec deadline;
+	uint64_t deadline = timeout_ms ? machine_now_ns() + timeout_ms * 1000000ULL : 0;
+	struct timespec tick;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)(timeout_ms / 1000);
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&m->lock);
 	while (atomic_load(&m->end) == MACHINE_RUNNING) {
-		if (!timeout_ms) {
-			pthread_cond_wait(&m->cond, &m->lock);
-		} else if (pthread_cond_timedwait(&m->cond, &m->lock, &deadline) == ETIMEDOUT) {
-			pthread_mutex_unlock(&m->lock);
+		clock_gettime(CLOCK_MONOTONIC, &tick);
+		timespec_add_ms(&tick, MACHINE_WATCHDOG_MS);
+		if (pthread_cond_timedwait(&m->cond, &m->lock, &tick) != ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&m->lock);
+		if (deadline && machine_now_ns() >= deadline)
 			machine_end(m, MACHINE_END_TIMEOUT);
-			return;
-		}
+		else
+			machine_watchdog(m);
+		pthread_mutex_lock(&m->lock);
 	}
 	pthread_mutex_unlock(&m->lock);
 }

@@ -5,6 +5,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -18,6 +19,8 @@ struct vcpu {
 	pthread_t thread;
 	pid_t tid;            /* for signals aimed at this vCPU's thread */
 	int thread_started;
+	_Atomic int halt_check;  /* the watchdog asks: are you halted for good? */
+	_Atomic int dead;        /* halted with interrupts off: nothing can wake it */
 };
 
 int vcpu_create(struct kvm_vm *vm, unsigned int id, unsigned int ncpus, struct vcpu *v, msvmm_error *err);

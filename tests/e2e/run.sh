@@ -59,6 +59,10 @@ expect "killed by SIGTERM gives 143" 143 - -- busybox -- sh -c 'kill -TERM $$'
 expect "missing command gives 127" 127 - -- busybox -- /no/such/command
 if grep -qE "not found|No such file" "$WORK/err" "$WORK/out"; then ok "missing command says not found"; else nok "missing command says not found" "no message"; fi
 
+# A guest that halts for good (interrupts off) ends the VM instead of hanging it.
+expect "halted guest ends the VM" 125 - -- busybox -- halt -f
+if grep -q "shut down" "$WORK/err"; then ok "halted guest message"; else nok "halted guest message" "$(cat "$WORK/err")"; fi
+
 # msx's own errors: 125, one line naming the problem, nothing left behind.
 expect "missing kernel gives 125" 125 - -- --kernel /nonexistent/vmlinux busybox -- true
 if grep -q "/nonexistent/vmlinux" "$WORK/err" && [ "$(wc -l <"$WORK/err")" = 1 ]; then ok "missing kernel message"; else nok "missing kernel message" "$(cat "$WORK/err")"; fi
