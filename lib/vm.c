@@ -54,11 +54,13 @@ static int vm_load_kernel(struct msvmm_vm *vm, struct kernel_image *k, msvmm_err
 		return err_set(err, MSVMM_EFORMAT, "kernel %s: not a regular, non-empty file", vm->kernel);
 	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		close(fd);
 		return err_set(err, MSVMM_EIO, "kernel %s: %s", vm->kernel, strerror(errno));
-	rc = kernel_load(&vm->m.vm.mem, p, (size_t)st.st_size, k, err);
+	}
+	rc = kernel_load_fd(&vm->m.vm.mem, fd, p, (size_t)st.st_size, k, err);
 	munmap(p, (size_t)st.st_size);
+	close(fd);
 	if (rc) {
 		/* Name the file: loader messages say what is wrong, not where. */
 		msvmm_error inner = *err;
@@ -68,14 +70,21 @@ static int vm_load_kernel(struct msvmm_vm *vm, struct kernel_image *k, msvmm_err
 	return 0;
 }
 
-/* Read the whole file into guest memory at gpa (size known from fstat). */
+/*
+ * Put the whole file into guest memory at the page-aligned gpa: mapped
+ * copy-on-write (no copy; bytes past EOF in the last page read as zero),
+ * or read when mapping fails.
+ */
 static int vm_read_into(struct msvmm_vm *vm, int fd, uint64_t gpa, uint64_t size, msvmm_error *err)
 {
-	uint8_t *dst = guest_mem_ptr(&vm->m.vm.mem, gpa, size);
+	uint64_t map_len = (size + 4095) & ~4095ULL;
+	uint8_t *dst = guest_mem_ptr(&vm->m.vm.mem, gpa, map_len);
 	uint64_t done = 0;
 
 	if (!dst)
 		return err_set(err, MSVMM_EINVAL, "initramfs does not fit in guest RAM");
+	if (mmap(dst, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) != MAP_FAILED)
+		return 0;
 	while (done < size) {
 		ssize_t n = pread(fd, dst + done, size - done, (off_t)done);
 

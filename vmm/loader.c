@@ -5,6 +5,7 @@
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Segments beyond this count are not a Linux kernel; refuse early. */
 #define ELF_MAX_LOADS 64
@@ -86,8 +87,34 @@ static int elf_check_header(Elf *elf, size_t len, GElf_Ehdr *eh, msvmm_error *er
 	return 0;
 }
 
-int kernel_load_elf(const struct guest_mem *gm, const uint8_t *file, size_t len,
-		    struct kernel_image *out, msvmm_error *err)
+#define PAGE_SIZE_4K 4096ULL
+
+/*
+ * Map a segment's file pages straight into guest RAM (private, copy on
+ * write): no copy, and unchanged kernel pages stay shared with the page
+ * cache.  Needs page-aligned file offset and address and a segment that
+ * does not share its last page with the next one; RAM must be fresh
+ * (zero), since bss beyond the mapped pages is not cleared.  Returns false
+ * when the caller must copy instead.
+ */
+static bool elf_map_seg(const struct guest_mem *gm, int fd, const struct elf_seg *s, uint64_t next_paddr)
+{
+	uint64_t map_len = (s->filesz + PAGE_SIZE_4K - 1) & ~(PAGE_SIZE_4K - 1);
+	uint8_t *dst = guest_mem_ptr(gm, s->paddr, s->memsz);
+	uint64_t tail = map_len - s->filesz;
+
+	if (fd < 0 || !s->filesz || (s->paddr | s->offset) & (PAGE_SIZE_4K - 1) || map_len > s->memsz + tail ||
+	    s->paddr + map_len > next_paddr || !guest_mem_ptr(gm, s->paddr, map_len))
+		return false;
+	if (mmap(dst, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t)s->offset) == MAP_FAILED)
+		return false;
+	/* The rest of the last page holds whatever follows in the file: bss starts there. */
+	memset(dst + s->filesz, 0, tail);
+	return true;
+}
+
+static int kernel_load_elf_src(const struct guest_mem *gm, const uint8_t *file, size_t len, int fd,
+			       struct kernel_image *out, msvmm_error *err)
 {
 	struct elf_seg segs[ELF_MAX_LOADS];
 	unsigned int n = 0;
@@ -115,7 +142,10 @@ int kernel_load_elf(const struct guest_mem *gm, const uint8_t *file, size_t len,
 	memset(out, 0, sizeof(*out));
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t *dst = guest_mem_ptr(gm, segs[i].paddr, segs[i].memsz);
+		uint64_t next = i + 1 < n ? segs[i + 1].paddr : UINT64_MAX;
 
+		if (elf_map_seg(gm, fd, &segs[i], next))
+			continue;
 		memcpy(dst, file + segs[i].offset, segs[i].filesz);
 		memset(dst + segs[i].filesz, 0, segs[i].memsz - segs[i].filesz);
 	}
@@ -182,6 +212,20 @@ int kernel_load_bzimage(const struct guest_mem *gm, const uint8_t *file, size_t 
 	out->load_end = BZIMAGE_LOAD_ADDR + (pm_size > init_size ? pm_size : init_size);
 	out->initrd_addr_max = rd32(file + 0x22c);
 	return 0;
+}
+
+int kernel_load_elf(const struct guest_mem *gm, const uint8_t *file, size_t len,
+		    struct kernel_image *out, msvmm_error *err)
+{
+	return kernel_load_elf_src(gm, file, len, -1, out, err);
+}
+
+int kernel_load_fd(const struct guest_mem *gm, int fd, const uint8_t *file, size_t len,
+		   struct kernel_image *out, msvmm_error *err)
+{
+	if (len >= 4 && memcmp(file, "\177ELF", 4) == 0)
+		return kernel_load_elf_src(gm, file, len, fd, out, err);
+	return kernel_load(gm, file, len, out, err);
 }
 
 int kernel_load(const struct guest_mem *gm, const uint8_t *file, size_t len,

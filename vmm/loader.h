@@ -34,6 +34,13 @@ struct kernel_image {
 /* Detect the format and load.  Returns 0 or -MSVMM_E*, with a message in err. */
 int kernel_load(const struct guest_mem *gm, const uint8_t *file, size_t len,
 		struct kernel_image *out, msvmm_error *err);
+/*
+ * As kernel_load, with 'file' the contents of fd: page-aligned ELF segments
+ * are mapped from fd copy-on-write instead of copied.  Only for fresh
+ * (all-zero) guest RAM.
+ */
+int kernel_load_fd(const struct guest_mem *gm, int fd, const uint8_t *file, size_t len,
+		   struct kernel_image *out, msvmm_error *err);
 int kernel_load_elf(const struct guest_mem *gm, const uint8_t *file, size_t len,
 		    struct kernel_image *out, msvmm_error *err);
 int kernel_load_bzimage(const struct guest_mem *gm, const uint8_t *file, size_t len,
