@@ -123,3 +123,20 @@ int kvm_vm_irq_line(struct kvm_vm *vm, uint32_t gsi, int level)
 
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
 }
+
+int kvm_vm_ioeventfd(struct kvm_vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch, int fd)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = datamatch, .addr = addr, .len = len, .fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	};
+
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+int kvm_vm_irqfd(struct kvm_vm *vm, int fd, uint32_t gsi)
+{
+	struct kvm_irqfd irq = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	return ioctl(vm->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
+}

@@ -22,6 +22,10 @@ struct kvm_vm {
 /* Open /dev/kvm (kvm_path may be NULL), create the VM and its RAM. */
 int kvm_vm_create(struct kvm_vm *vm, const char *kvm_path, uint64_t ram_bytes, msvmm_error *err);
 void kvm_vm_destroy(struct kvm_vm *vm);
+/* Signal eventfd 'fd' when the guest writes 'datamatch' (len bytes) at MMIO 'addr'. */
+int kvm_vm_ioeventfd(struct kvm_vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch, int fd);
+/* Writing to eventfd 'fd' raises interrupt 'gsi' (edge). */
+int kvm_vm_irqfd(struct kvm_vm *vm, int fd, uint32_t gsi);
 /* Raise or lower an interrupt line of the in-kernel irqchip. */
 int kvm_vm_irq_line(struct kvm_vm *vm, uint32_t gsi, int level);
 
