@@ -33,6 +33,11 @@
  * type byte followed by a NUL-terminated string:
  *   'A' one argv element (in order)    'E' one KEY=VALUE environment entry
  *   'W' working directory               'D' 1 = run the image default command
+ *   'R' block device holding the image's read-only root filesystem (ext4)
+ *   'S' block device of the sandbox's writable scratch disk (ext4); without
+ *       it the writable layer is a tmpfs
+ * With 'R', guest-init mounts an overlay (lower: R, upper: S or tmpfs) and
+ * switches root into it before running the command.
  */
 #define MSVMM_RUN_SPEC_PATH "/msvmm/run"
 
