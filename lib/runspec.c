@@ -56,7 +56,7 @@ int runspec_build(struct cpio_buf *out, char *const *argv, char *const *env, con
 	/* Path without its leading '/': cpio names are relative. */
 	rc = cpio_add_dir(out, "msvmm", 0755);
 	if (!rc)
-		rc = cpio_add_file(out, MSVMM_RUN_SPEC_PATH + 1, 0600, b.p ? b.p : "", b.len);
+		rc = cpio_add_file(out, &MSVMM_RUN_SPEC_PATH[1], 0600, b.p ? b.p : "", b.len);
 	if (!rc)
 		rc = cpio_finish(out);
 	free(b.p);
