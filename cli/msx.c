@@ -26,6 +26,7 @@ static const char usage[] =
 	"  -c, --cpus N         vCPUs (default 1)\n"
 	"  -e, --env KEY=VALUE  set an environment variable (repeatable)\n"
 	"  -w, --workdir DIR    working directory inside the guest\n"
+	"  -v, --volume IMG[:PATH[:ro]]  attach disk image IMG, mounted at PATH (ext4)\n"
 	"      --timeout SECS   stop the VM after SECS seconds (exit 124)\n"
 	"      --kernel PATH    guest kernel (ELF vmlinux or bzImage)\n"
 	"      --console        show the guest kernel log\n"
@@ -77,6 +78,9 @@ static int msx_config(const struct msx_args *a, msvmm_config *cfg)
 		rc = msvmm_config_set_vcpus(cfg, a->cpus);
 	if (!rc && a->cmd)
 		rc = msvmm_config_set_argv(cfg, (const char *const *)a->cmd);
+	for (unsigned int i = 0; !rc && i < a->nr_vols; i++)
+		rc = msvmm_config_add_disk(cfg, a->vols[i].host, a->vols[i].guest[0] ? a->vols[i].guest : NULL,
+					   a->vols[i].read_only);
 	for (unsigned int i = 0; !rc && i < a->nr_env; i++)
 		rc = msvmm_config_add_env(cfg, a->env[i]);
 	if (!rc && a->workdir)

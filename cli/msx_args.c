@@ -46,6 +46,32 @@ static int opt_match(const char *arg, const char *s, const char *l, const char *
 
 #define FAIL(...) (snprintf(errbuf, errlen, __VA_ARGS__), MSX_PARSE_ERROR)
 
+/* -v HOST_IMAGE[:GUEST_PATH[:ro|:rw]], split from the right as Docker does. */
+static int parse_volume(const char *v, struct msx_volume *vol, char *errbuf, size_t errlen)
+{
+	size_t len = strlen(v);
+	const char *colon;
+
+	memset(vol, 0, sizeof(*vol));
+	if (len > 3 && (!strcmp(v + len - 3, ":ro") || !strcmp(v + len - 3, ":rw"))) {
+		vol->read_only = v[len - 1] == 'o';
+		len -= 3;
+	}
+	colon = memrchr(v, ':', len);
+	if (colon) {
+		size_t gl = len - (size_t)(colon - v) - 1;
+
+		if (gl == 0 || gl >= sizeof(vol->guest) || colon[1] != '/')
+			return FAIL("--volume '%s': the guest path must be absolute", v);
+		memcpy(vol->guest, colon + 1, gl);
+		len = (size_t)(colon - v);
+	}
+	if (len == 0 || len >= sizeof(vol->host))
+		return FAIL("--volume '%s': no host image", v);
+	memcpy(vol->host, v, len);
+	return 0;
+}
+
 /* One option at argv[*i]; returns 0, or MSX_PARSE_ERROR. */
 static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *errbuf, size_t errlen)
 {
@@ -92,6 +118,14 @@ static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *e
 		if (!(v = opt_value(argc, argv, i, eq)) || v[0] != '/')
 			return FAIL("--workdir needs an absolute guest path");
 		a->workdir = v;
+	} else if (opt_match(arg, "-v", "--volume", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)))
+			return FAIL("--volume needs HOST_IMAGE[:GUEST_PATH[:ro]]");
+		if (a->nr_vols == MSX_MAX_VOLUMES)
+			return FAIL("--volume: more than %d disks", MSX_MAX_VOLUMES);
+		if (parse_volume(v, &a->vols[a->nr_vols], errbuf, errlen))
+			return MSX_PARSE_ERROR;
+		a->nr_vols++;
 	} else if (opt_match(arg, "-e", "--env", &eq)) {
 		if (!(v = opt_value(argc, argv, i, eq)) || !strchr(v, '=') || v[0] == '=')
 			return FAIL("--env needs KEY=VALUE");

@@ -7,6 +7,13 @@
 #include <stdint.h>
 
 #define MSX_MAX_ENV 256
+#define MSX_MAX_VOLUMES 6
+
+struct msx_volume {
+	char host[4096];
+	char guest[256]; /* "": attach only */
+	int read_only;
+};
 
 struct msx_args {
 	const char *image;
@@ -18,6 +25,8 @@ struct msx_args {
 	const char *workdir;
 	const char *env[MSX_MAX_ENV];
 	unsigned int nr_env;
+	struct msx_volume vols[MSX_MAX_VOLUMES];
+	unsigned int nr_vols;
 	unsigned int profile_hz;
 	const char *cmdline_extra;
 	int console, timings, help, version;

@@ -34,6 +34,10 @@ void msvmm_config_free(msvmm_config *c)
 	strv_free(c->env);
 	free(c->workdir);
 	free(c->extra_cmdline);
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		free(c->disks[i].path);
+		free(c->disks[i].guest_path);
+	}
 	free(c);
 }
 
@@ -164,5 +168,28 @@ int msvmm_config_set_timeout_ms(msvmm_config *c, uint64_t ms)
 	if (!c)
 		return -MSVMM_EINVAL;
 	c->timeout_ms = ms;
+	return 0;
+}
+
+int msvmm_config_add_disk(msvmm_config *c, const char *host_path, const char *guest_path, int read_only)
+{
+	struct msvmm_disk *d;
+
+	/* The guest path travels in a ':'-separated run-spec record. */
+	if (!c || !host_path || !*host_path ||
+	    (guest_path && (guest_path[0] != '/' || strchr(guest_path, ':'))))
+		return -MSVMM_EINVAL;
+	if (c->nr_disks == MSVMM_MAX_DISKS)
+		return -MSVMM_EINVAL;
+	d = &c->disks[c->nr_disks];
+	d->path = strdup(host_path);
+	d->guest_path = guest_path ? strdup(guest_path) : NULL;
+	if (!d->path || (guest_path && !d->guest_path)) {
+		free(d->path);
+		free(d->guest_path);
+		return -MSVMM_ENOMEM;
+	}
+	d->read_only = !!read_only;
+	c->nr_disks++;
 	return 0;
 }

@@ -10,6 +10,13 @@
 #define MSVMM_DEFAULT_MEMORY_MIB 256
 #define MSVMM_MAX_MEMORY_MIB (64u * 1024)
 #define MSVMM_MAX_VCPUS 64
+#define MSVMM_MAX_DISKS 6 /* extra disks, after the image's root and scratch */
+
+struct msvmm_disk {
+	char *path;       /* host image file */
+	char *guest_path; /* where guest-init mounts it, or NULL */
+	int read_only;
+};
 
 struct msvmm_config {
 	char *kernel;
@@ -26,6 +33,8 @@ struct msvmm_config {
 	char *extra_cmdline;
 	unsigned int profile_hz;
 	uint64_t timeout_ms;
+	struct msvmm_disk disks[MSVMM_MAX_DISKS];
+	unsigned int nr_disks;
 };
 
 #endif

@@ -61,20 +61,31 @@ static int is_newc(const char *path, msvmm_error *err)
 	return 0;
 }
 
+/* Resolve an image-relative file name into out; -1 when it does not fit. */
+static int conf_path(const struct image *img, const char *val, char *out, size_t len)
+{
+	size_t dl = val[0] == '/' ? 0 : strlen(img->dir), vl = strlen(val);
+
+	if (dl + 1 + vl >= len)
+		return -1;
+	memcpy(out, img->dir, dl);
+	out[dl] = '/';
+	memcpy(out + dl + (dl ? 1 : 0), val, vl + 1);
+	return 0;
+}
+
 /* Apply one key=value line; -1 when a value does not fit. */
 static int conf_value(struct image *img, const char *key, const char *val)
 {
-	size_t dl = strlen(img->dir), vl = strlen(val);
+	size_t vl = strlen(val);
 
-	if (!strcmp(key, "initramfs")) {
-		if (val[0] == '/')
-			dl = 0;
-		if (dl + 1 + vl >= sizeof(img->initramfs))
-			return -1;
-		memcpy(img->initramfs, img->dir, dl);
-		img->initramfs[dl] = '/';
-		memcpy(img->initramfs + dl + (dl ? 1 : 0), val, vl + 1);
-	} else if (!strcmp(key, "default_cmd")) {
+	if (!strcmp(key, "initramfs"))
+		return conf_path(img, val, img->initramfs, sizeof(img->initramfs));
+	if (!strcmp(key, "rootfs"))
+		return conf_path(img, val, img->rootfs, sizeof(img->rootfs));
+	if (!strcmp(key, "scratch"))
+		return conf_path(img, val, img->scratch, sizeof(img->scratch));
+	if (!strcmp(key, "default_cmd")) {
 		if (vl >= sizeof(img->default_cmd))
 			return -1;
 		memcpy(img->default_cmd, val, vl + 1);
@@ -106,6 +117,12 @@ static int image_read_conf(struct image *img, msvmm_error *err)
 	fclose(f);
 	if (!img->initramfs[0])
 		return err_set(err, MSVMM_EFORMAT, "image %s: image.conf names no initramfs", img->dir);
+	if (img->rootfs[0] && access(img->rootfs, R_OK) < 0)
+		return err_set(err, err_from_errno(errno), "image %s: root filesystem %s: %s", img->dir,
+			       img->rootfs, strerror(errno));
+	if (img->scratch[0] && access(img->scratch, R_OK) < 0)
+		return err_set(err, err_from_errno(errno), "image %s: scratch template %s: %s", img->dir,
+			       img->scratch, strerror(errno));
 	return is_newc(img->initramfs, err);
 }
 

@@ -2,8 +2,8 @@
 /*
  * The image store: where images and the default kernel live, and what an
  * image is.  An image is a directory holding image.conf (key=value lines:
- * name, initramfs, default_cmd) and the files it names; a bare initramfs
- * (newc cpio) file is accepted as an image too.
+ * name, initramfs, rootfs, scratch, default_cmd) and the files it names; a
+ * bare initramfs (newc cpio) file is accepted as an image too.
  */
 #ifndef MSVMM_LIB_IMAGE_H
 #define MSVMM_LIB_IMAGE_H
@@ -15,6 +15,8 @@
 struct image {
 	char dir[PATH_MAX];
 	char initramfs[PATH_MAX];
+	char rootfs[PATH_MAX];    /* read-only ext4 root, "" when the initramfs is the root */
+	char scratch[PATH_MAX];   /* sparse ext4 template for the writable layer, or "" */
 	char default_cmd[256];
 };
 

@@ -105,6 +105,12 @@ int msvmm_config_set_kernel_log(msvmm_config *cfg, int on);
 int msvmm_config_set_extra_cmdline(msvmm_config *cfg, const char *words);
 /* Sample the guest RIP at 'hz' while running (0: off); see msvmm_vm_profile_report. */
 int msvmm_config_set_profile_hz(msvmm_config *cfg, unsigned int hz);
+/*
+ * Attach a raw disk image (at most 6).  guest_path: where guest-init mounts
+ * it (ext4), or NULL to only attach it.  A read-only disk is opened
+ * read-only and the guest cannot write it.
+ */
+int msvmm_config_add_disk(msvmm_config *cfg, const char *host_path, const char *guest_path, int read_only);
 /* Give up after this many milliseconds of run time (0: never). */
 int msvmm_config_set_timeout_ms(msvmm_config *cfg, uint64_t ms);
 

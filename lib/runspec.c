@@ -35,7 +35,8 @@ static void spec_put(struct spec_buf *b, char type, const char *s)
 	b->len += n;
 }
 
-int runspec_build(struct cpio_buf *out, char *const *argv, char *const *env, const char *workdir)
+int runspec_build(struct cpio_buf *out, char *const *argv, char *const *env, const char *workdir,
+		  char *const *records)
 {
 	struct spec_buf b = { 0 };
 	int rc;
@@ -48,6 +49,9 @@ int runspec_build(struct cpio_buf *out, char *const *argv, char *const *env, con
 		spec_put(&b, 'E', *e);
 	if (workdir)
 		spec_put(&b, 'W', workdir);
+	for (char *const *r = records; r && *r; r++)
+		if (**r)
+			spec_put(&b, **r, *r + 1);
 	if (b.failed) {
 		free(b.p);
 		return -ENOMEM;

@@ -23,6 +23,7 @@
 #include "machine.h"
 #include "mptable.h"
 #include "runspec.h"
+#include "scratch.h"
 
 /* The guest kernel's HZ (guest-init/kernel/msvmm.config): lpj = TSC ticks per jiffy. */
 #define GUEST_HZ 100
@@ -32,8 +33,13 @@ static const char cmdline_base[] =
 	"i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on "
 	"cryptomgr.notests tsc=reliable no_timer_check rdinit=/init";
 
+#define VM_MAX_RECORDS (2 + MSVMM_MAX_DISKS)
+
 struct msvmm_vm {
 	struct machine m;
+	/* Run-spec records naming the disks for guest-init ('R', 'S', 'M'). */
+	char *records[VM_MAX_RECORDS + 1];
+	unsigned int nr_records;
 	char kernel[PATH_MAX];
 	struct image img;
 	uint64_t timeout_ms;
@@ -106,7 +112,7 @@ static int vm_load_initrd(struct msvmm_vm *vm, const msvmm_config *cfg, const st
 	uint64_t base_len;
 	int fd, rc;
 
-	if (runspec_build(&spec, cfg->argv, cfg->env, cfg->workdir) < 0)
+	if (runspec_build(&spec, cfg->argv, cfg->env, cfg->workdir, vm->records) < 0)
 		return err_set(err, MSVMM_ENOMEM, "cannot build the run specification");
 	fd = open(vm->img.initramfs, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -147,8 +153,78 @@ static int vm_cmdline(struct msvmm_vm *vm, const msvmm_config *cfg, char *buf, s
 			 (unsigned long long)khz * 1000ULL / GUEST_HZ);
 	if ((size_t)snprintf(buf, len, "%s %s%s %s %s", cmdline_base,
 			     cfg->kernel_log ? "loglevel=7 earlycon=uart8250,io,0x3f8" : "quiet loglevel=1", tsc, pvm_cmdline(&vm->m.pvm),
-			     cfg->extra_cmdline ? cfg->extra_cmdline : "") >= len)
+			     cfg->extra_cmdline ? cfg->extra_cmdline : "") >= len ||
+	    virtio_slots_cmdline(&vm->m.virtio, buf, len) < 0)
 		return err_set(err, MSVMM_EINVAL, "kernel command line too long");
+	return 0;
+}
+
+static int vm_record(struct msvmm_vm *vm, const char *fmt, const char *a, const char *b, const char *c,
+		     msvmm_error *err)
+{
+	char *r;
+
+	if (vm->nr_records == VM_MAX_RECORDS || asprintf(&r, fmt, a, b, c) < 0)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	vm->records[vm->nr_records++] = r;
+	return 0;
+}
+
+/* Attach disk fd (owned from here on) as the next /dev/vdX; its name goes in dev. */
+static int vm_attach(struct msvmm_vm *vm, int fd, bool ro, const char *what, char dev[16], msvmm_error *err)
+{
+	int idx = machine_add_blk(&vm->m, fd, ro, what, err);
+
+	if (idx < 0)
+		return idx;
+	snprintf(dev, 16, "/dev/vd%c", 'a' + idx);
+	return 0;
+}
+
+/* The image's root (read-only) and a private scratch copy become vda and vdb. */
+static int vm_image_disks(struct msvmm_vm *vm, msvmm_error *err)
+{
+	char dev[16];
+	int fd, rc;
+
+	if (!vm->img.rootfs[0])
+		return 0;
+	fd = open(vm->img.rootfs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, err_from_errno(errno), "image root %s: %s", vm->img.rootfs, strerror(errno));
+	rc = vm_attach(vm, fd, true, "msvmm-root", dev, err);
+	if (!rc)
+		rc = vm_record(vm, "R%s%s%s", dev, "", "", err);
+	if (rc || !vm->img.scratch[0])
+		return rc;
+	fd = scratch_create(vm->img.scratch);
+	if (fd < 0)
+		return err_set(err, err_from_errno(-fd), "scratch disk from %s: %s", vm->img.scratch, strerror(-fd));
+	rc = vm_attach(vm, fd, false, "msvmm-scratch", dev, err);
+	return rc ? rc : vm_record(vm, "S%s%s%s", dev, "", "", err);
+}
+
+static int vm_extra_disks(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *err)
+{
+	for (unsigned int i = 0; i < cfg->nr_disks; i++) {
+		const struct msvmm_disk *d = &cfg->disks[i];
+		int fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		struct stat st;
+		char dev[16];
+		int rc;
+
+		if (fd < 0)
+			return err_set(err, err_from_errno(errno), "disk %s: %s", d->path, strerror(errno));
+		if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+			close(fd);
+			return err_set(err, MSVMM_EINVAL, "disk %s: not a regular file or block device", d->path);
+		}
+		rc = vm_attach(vm, fd, d->read_only, "msvmm-disk", dev, err);
+		if (!rc && d->guest_path)
+			rc = vm_record(vm, "M%s:%s:%s", dev, d->guest_path, d->read_only ? "ro" : "rw", err);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
@@ -159,7 +235,11 @@ static int vm_build(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *e
 	uint64_t initrd = 0, initrd_size = 0;
 	int rc;
 
-	rc = vm_load_kernel(vm, &k, err);
+	rc = vm_image_disks(vm, err);
+	if (!rc)
+		rc = vm_extra_disks(vm, cfg, err);
+	if (!rc)
+		rc = vm_load_kernel(vm, &k, err);
 	if (!rc)
 		rc = vm_load_initrd(vm, cfg, &k, &initrd, &initrd_size, err);
 	if (!rc)
@@ -194,6 +274,14 @@ static int vm_resolve(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error 
 	return image_resolve(cfg->data_dirs, cfg->image, &vm->img, err);
 }
 
+static void vm_free(struct msvmm_vm *vm)
+{
+	machine_destroy(&vm->m);
+	for (unsigned int i = 0; i < vm->nr_records; i++)
+		free(vm->records[i]);
+	free(vm);
+}
+
 int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
 {
 	uint64_t t0 = machine_now_ns();
@@ -219,8 +307,7 @@ int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
 		rc = vm_build(vm, cfg, err);
 	}
 	if (rc) {
-		machine_destroy(&vm->m);
-		free(vm);
+		vm_free(vm);
 		return rc;
 	}
 	vm->t_ready = machine_now_ns();
@@ -326,6 +413,5 @@ void msvmm_vm_destroy(msvmm_vm *vm)
 {
 	if (!vm)
 		return;
-	machine_destroy(&vm->m);
-	free(vm);
+	vm_free(vm);
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "machine.h"
 
+#include "virtio_blk.h"
+
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +80,7 @@ int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, i
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	m->loop.epfd = m->loop.wake_fd = -1;
 	m->t_start = machine_now_ns();
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
@@ -87,6 +91,9 @@ int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, i
 		return err_set(err, MSVMM_EINVAL, "vCPU count %u out of range (1..%d)", nr_vcpus,
 			       MACHINE_MAX_VCPUS);
 	pvm_init(&m->pvm, pvm);
+	rc = evloop_init(&m->loop);
+	if (rc)
+		return err_set(err, MSVMM_EIO, "cannot create the device event loop: %s", strerror(-rc));
 	rc = kvm_vm_create(&m->vm, NULL, ram_bytes, err);
 	if (rc)
 		return rc;
@@ -103,6 +110,8 @@ int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, i
 
 void machine_destroy(struct machine *m)
 {
+	evloop_destroy(&m->loop);
+	virtio_slots_destroy(&m->virtio);
 	for (unsigned int i = 0; i < m->nr_vcpus; i++)
 		vcpu_destroy(&m->vcpus[i]);
 	kvm_vm_destroy(&m->vm);
@@ -419,6 +428,11 @@ enum machine_end machine_run(struct machine *m, uint64_t timeout_ms)
 	pthread_cond_destroy(&m->cond);
 	pthread_cond_init(&m->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	if (evloop_start(&m->loop) < 0) {
+		err_set(&e, MSVMM_EINTERNAL, "cannot start the device thread");
+		machine_fail(m, &e);
+		return MACHINE_END_ERROR;
+	}
 	/* Threads start with the kick blocked: a kick before set-up must not kill the process. */
 	sigemptyset(&kick);
 	sigaddset(&kick, m->kick_signal);
@@ -440,5 +454,35 @@ enum machine_end machine_run(struct machine *m, uint64_t timeout_ms)
 			pthread_join(m->vcpus[i].thread, NULL);
 			m->vcpus[i].thread_started = 0;
 		}
+	evloop_stop(&m->loop);
 	return (enum machine_end)atomic_load(&m->end);
+}
+
+static void machine_blk_release(void *owner)
+{
+	struct virtio_blk *b = owner;
+	int fd = b->fd;
+
+	virtio_blk_destroy(b);
+	close(fd);
+	free(b);
+}
+
+int machine_add_blk(struct machine *m, int fd, bool read_only, const char *serial, msvmm_error *err)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (!b) {
+		close(fd);
+		return err_set(err, MSVMM_ENOMEM, "out of memory for a disk");
+	}
+	rc = virtio_blk_init(b, &m->vm.mem, fd, read_only, serial);
+	if (rc) {
+		close(fd);
+		free(b);
+		return err_set(err, MSVMM_EIO, "disk %s: %s", serial, strerror(-rc));
+	}
+	return virtio_slots_add(&m->virtio, &m->vm, &m->mmio, &m->loop, &b->mmio, 1, b,
+				machine_blk_release, err);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "evloop.h"
 #include "ctl_dev.h"
 #include "i8042.h"
 #include "kvm.h"
@@ -22,6 +23,7 @@
 #include "symbols.h"
 #include "uart8250.h"
 #include "vcpu.h"
+#include "virtio_slots.h"
 
 #define MACHINE_MAX_VCPUS 64
 
@@ -45,6 +47,8 @@ struct machine {
 	struct rtc_cmos rtc;
 	struct ctl_dev ctl;
 	struct pvm pvm;
+	struct evloop loop;        /* device work, off the vCPU threads */
+	struct virtio_slots virtio;
 
 	const char *vmlinux_path; /* for symbols; NULL when booting a bzImage */
 	struct symbols syms;
@@ -74,6 +78,11 @@ enum machine_end machine_run(struct machine *m, uint64_t timeout_ms);
 /* End the machine for 'why' (first caller wins); async-signal-safe apart from cond signal. */
 void machine_end(struct machine *m, enum machine_end why);
 void machine_stop(struct machine *m);
+/*
+ * Attach a virtio-blk disk backed by fd (ownership passes to the machine,
+ * also on failure).  Returns the device index (vda = 0) or -MSVMM_E*.
+ */
+int machine_add_blk(struct machine *m, int fd, bool read_only, const char *serial, msvmm_error *err);
 /* Load vmlinux symbols on first use (for errors and profiles). */
 const struct symbols *machine_symbols(struct machine *m);
 

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A sandbox's writable disk: a private, sparse copy of the image's empty
+ * ext4 template in an unnamed temporary file (O_TMPFILE), so it disappears
+ * with the sandbox whatever way the process ends.
+ */
+#ifndef MSVMM_LIB_SCRATCH_H
+#define MSVMM_LIB_SCRATCH_H
+
+/* Returns an fd open for reading and writing, or -errno. */
+int scratch_create(const char *template_path);
+
+#endif
