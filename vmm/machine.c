@@ -260,19 +260,18 @@ static void machine_sample(struct machine *m, struct vcpu *v)
  */
 static int vcpu_signals_setup(struct machine *m, struct vcpu *v)
 {
-	struct {
-		struct kvm_signal_mask hdr;
-		uint8_t set[8];
-	} km;
+	/* kvm_signal_mask ends in a flexible array: build it in a plain buffer. */
+	_Alignas(struct kvm_signal_mask) uint8_t buf[sizeof(struct kvm_signal_mask) + 8];
+	struct kvm_signal_mask *km = (struct kvm_signal_mask *)buf;
 	sigset_t block, cur;
 
 	sigemptyset(&block);
 	sigaddset(&block, m->kick_signal);
 	pthread_sigmask(SIG_BLOCK, &block, &cur);
 	sigdelset(&cur, m->kick_signal);
-	km.hdr.len = 8;
-	memcpy(km.set, &cur, 8);
-	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &km) < 0 ? -errno : 0;
+	km->len = 8; /* the kernel's sigset_t */
+	memcpy(km->sigset, &cur, 8);
+	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, km) < 0 ? -errno : 0;
 }
 
 static int vcpu_profile_timer(struct machine *m, struct vcpu *v, timer_t *t)
