@@ -72,6 +72,23 @@ printf 'not a cpio' >"$WORK/bad.cpio"
 expect "corrupt image gives 125" 125 - -- "$WORK/bad.cpio" -- true
 expect "bad option gives 125" 125 - -- --memory lots busybox -- true
 
+# Extra disks: writes reach the image file; a read-only disk refuses them and stays unchanged.
+mkdir -p "$WORK/diskdir" && echo "disk data" >"$WORK/diskdir/f.txt"
+if mke2fs -q -t ext4 -d "$WORK/diskdir" "$WORK/disk.img" 16M; then
+	printf 'disk data\n' >"$WORK/diskdata.txt"
+	expect "disk: read a file" 0 "$WORK/diskdata.txt" -- -v "$WORK/disk.img" busybox -- \
+		sh -c 'mkdir -p /tmp/d && mount -t ext4 /dev/vda /tmp/d && cat /tmp/d/f.txt && echo written >/tmp/d/new.txt && umount /tmp/d'
+	if [ "$(debugfs -R 'cat /new.txt' "$WORK/disk.img" 2>/dev/null)" = written ]; then ok "disk: write reached the image"; else nok "disk: write reached the image" "new.txt missing"; fi
+	sum=$(sha256sum <"$WORK/disk.img")
+	expect "disk: read-only refuses writes" 1 - -- -v "$WORK/disk.img:ro" busybox -- \
+		sh -c 'mkdir -p /tmp/d && mount -t ext4 -o ro /dev/vda /tmp/d && echo x >/tmp/d/x.txt'
+	if [ "$sum" = "$(sha256sum <"$WORK/disk.img")" ]; then ok "disk: read-only image unchanged"; else nok "disk: read-only image unchanged" "hash changed"; fi
+else
+	nok "make a disk image" "mke2fs failed"
+fi
+expect "missing disk gives 125" 125 - -- -v /nonexistent.img busybox -- true
+if grep -q "/nonexistent.img" "$WORK/err"; then ok "missing disk message"; else nok "missing disk message" "$(cat "$WORK/err")"; fi
+
 if mkimage; then
 	# 100 pipelines, each two fresh process starts (busybox and a static glibc program).
 	cat >"$WORK/stress.sh" <<'SH'
