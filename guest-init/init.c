@@ -8,6 +8,10 @@
  * control device (devices/ctl.h).  The guest kernel is slow to enter, so
  * every syscall here is one we need.
  *
+ * When the spec names a root disk ('R'), the command runs in an overlay of
+ * that read-only ext4 disk and a writable layer (the scratch disk 'S', or a
+ * tmpfs), after a switch_root-style move; see switch_root().
+ *
  * Exit statuses reported besides the command's own:
  *   125  init itself failed before the command could start
  *   126  the working directory or the command could not be used
@@ -43,12 +47,16 @@ struct run_spec {
 	char **argv;
 	char **envp;
 	const char *workdir;	/* NULL: stay in / */
+	const char *root_dev;	/* NULL: run in the initramfs */
+	const char *scratch_dev;	/* NULL: tmpfs upper layer */
 };
 
 /* The control page, or NULL when it could not be reached. */
 static volatile uint32_t *ctl;
 /* 1 when init owns the console as its controlling tty (job control). */
 static int have_ctty;
+/* 1 when a disk holds data the host keeps: sync before reporting the exit. */
+static int have_scratch;
 
 static void ctl_write(unsigned int reg, uint32_t val)
 {
@@ -86,6 +94,9 @@ static void __attribute__((noreturn)) finish(uint32_t status)
 {
 	/* Without this the console may still hold output the host never sees. */
 	tcdrain(STDOUT_FILENO);
+	/* The VM stops at the EXIT write, so the scratch disk is synced first. */
+	if (have_scratch)
+		sync();
 	ctl_write(MSVMM_CTL_EXIT, status);
 	sync();
 	reboot(RB_AUTOBOOT);
@@ -128,13 +139,20 @@ static void mount_one(const char *src, const char *dir, const char *type,
 		say("mount %s on %s: %s", type, dir, strerror(errno));
 }
 
-static void mount_filesystems(void)
+static void mount_dev(void)
+{
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+}
+
+/* have_dev: /dev already holds the devtmpfs (moved along by switch_root). */
+static void mount_filesystems(int have_dev)
 {
 	const unsigned long nosuid = MS_NOSUID | MS_NODEV;
 
 	mount_one("proc", "/proc", "proc", nosuid | MS_NOEXEC, NULL);
 	mount_one("sysfs", "/sys", "sysfs", nosuid | MS_NOEXEC, NULL);
-	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	if (!have_dev)
+		mount_dev();
 	mount_one("tmpfs", "/tmp", "tmpfs", nosuid, "mode=1777");
 	mount_one("tmpfs", "/run", "tmpfs", nosuid, "mode=0755");
 	/* devtmpfs has neither: make them (EEXIST is fine). */
@@ -191,7 +209,16 @@ struct spec_counts {
 	size_t nargs, nenv;
 	int use_default;
 	const char *workdir;
+	const char *root_dev, *scratch_dev;
 };
+
+/* A device path record: absolute, and at most one of each kind. */
+static void spec_dev(const char *s, const char **dev, size_t off)
+{
+	if (s[0] != '/' || *dev)
+		spec_invalid(off, "device is not an absolute path, or repeated");
+	*dev = s;
+}
 
 /* Validate every record and count the argv and environment entries. */
 static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
@@ -224,6 +251,12 @@ static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
 				spec_invalid(off, "default flag is not 0 or 1");
 			c->use_default = s[0] == '1';
 			break;
+		case 'R':
+			spec_dev(s, &c->root_dev, off);
+			break;
+		case 'S':
+			spec_dev(s, &c->scratch_dev, off);
+			break;
 		default:
 			spec_invalid(off, "unknown record type");
 		}
@@ -231,6 +264,8 @@ static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
 	}
 	if (c->use_default && c->nargs)
 		spec_invalid(0, "both a command and the default command requested");
+	if (c->scratch_dev && !c->root_dev)
+		spec_invalid(0, "a scratch disk without a root disk");
 }
 
 static int env_has(char *const *envp, size_t n, const char *key)
@@ -252,6 +287,8 @@ static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
 
 	spec_scan(buf, len, &c);
 	rs->workdir = c.workdir;
+	rs->root_dev = c.root_dev;
+	rs->scratch_dev = c.scratch_dev;
 	rs->argv = c.nargs ? malloc((c.nargs + 1) * sizeof(char *)) : default_argv;
 	rs->envp = malloc((c.nenv + 4) * sizeof(char *));	/* + PATH HOME TERM */
 	if (!rs->argv || !rs->envp)
@@ -273,6 +310,110 @@ static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
 	if (!env_has(rs->envp, c.nenv, "TERM"))
 		rs->envp[ne++] = "TERM=linux";
 	rs->envp[ne] = NULL;
+}
+
+/* Mount points in the initramfs root (a rootfs/tmpfs, so they can be made). */
+#define LOWER_DIR "/mnt/lower"
+#define RW_DIR "/mnt/rw"
+#define NEWROOT_DIR "/newroot"
+
+/*
+ * mount(2), making the mount point (and its parent) only when it is missing:
+ * the disk images' initramfs ships them, so that costs nothing there.
+ */
+static int mount_at(const char *src, const char *dir, const char *type,
+		    unsigned long flags, const char *opts)
+{
+	char parent[16];
+	int err;
+
+	if (mount(src, dir, type, flags, opts) == 0)
+		return 0;
+	err = errno;
+	if (err != ENOENT || access(dir, F_OK) == 0) {
+		errno = err;
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	if (parent[0])
+		mkdir(parent, 0755);
+	if (mkdir(dir, 0755) < 0)
+		return -1;
+	return mount(src, dir, type, flags, opts);
+}
+
+static void __attribute__((noreturn)) mount_failed(const char *what, const char *src,
+						   const char *dir, int err)
+{
+	/* ENOENT may name either path: a missing disk is the likely one. */
+	if (err == ENOENT && src[0] == '/' && access(src, F_OK) < 0)
+		say("%s %s: no such device", what, src);
+	else
+		say("%s: mount %s on %s: %s", what, src, dir, strerror(err));
+	finish(STATUS_INIT_FAILED);
+}
+
+static void mount_or_fail(const char *what, const char *src, const char *dir,
+			  const char *type, unsigned long flags, const char *opts)
+{
+	if (mount_at(src, dir, type, flags, opts) < 0)
+		mount_failed(what, src, dir, errno);
+}
+
+/* The writable layer: the scratch disk, or a tmpfs; upper and work in it. */
+static void mount_rw_layer(const char *scratch_dev)
+{
+	if (scratch_dev) {
+		/*
+		 * noinit_itable: the scratch template is made with lazy inode
+		 * tables; zeroing them in the background would cost guest time
+		 * and un-sparse the host file.
+		 */
+		mount_or_fail("scratch disk", scratch_dev, RW_DIR, "ext4", MS_NOATIME,
+			      "noinit_itable");
+		have_scratch = 1;
+	} else {
+		mount_or_fail("writable layer", "tmpfs", RW_DIR, "tmpfs", 0, "mode=0755");
+	}
+	/* EEXIST: a scratch disk kept from an earlier run. */
+	if ((mkdir(RW_DIR "/upper", 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(RW_DIR "/work", 0700) < 0 && errno != EEXIST)) {
+		say("%s: %s", RW_DIR, strerror(errno));
+		finish(STATUS_INIT_FAILED);
+	}
+}
+
+static void __attribute__((noreturn)) switch_failed(const char *what)
+{
+	say("switch root: %s: %s", what, strerror(errno));
+	finish(STATUS_INIT_FAILED);
+}
+
+/*
+ * Make the overlay of the root disk and the writable layer the root, as
+ * switch_root does: mount it at /newroot, move /dev into it, move it over /
+ * and chroot.  Only devtmpfs is mounted before (for the disk's node); the
+ * rest is mounted once, in the new root, by mount_filesystems().  The
+ * initramfs cannot be unmounted and its files are not deleted: it is a few
+ * hundred KiB with no busybox, and unlinking costs a syscall per file.
+ */
+static void switch_root(const struct run_spec *rs)
+{
+	mount_dev();
+	/* Built without a journal: a read-only mount has nothing to replay. */
+	mount_or_fail("root disk", rs->root_dev, LOWER_DIR, "ext4", MS_RDONLY, NULL);
+	mount_rw_layer(rs->scratch_dev);
+	mount_or_fail("overlay", "overlay", NEWROOT_DIR, "overlay", 0,
+		      "lowerdir=" LOWER_DIR ",upperdir=" RW_DIR "/upper,workdir=" RW_DIR "/work");
+	if (mount("/dev", NEWROOT_DIR "/dev", NULL, MS_MOVE, NULL) < 0)
+		switch_failed("move /dev");
+	if (chdir(NEWROOT_DIR) < 0)
+		switch_failed(NEWROOT_DIR);
+	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+		switch_failed("move " NEWROOT_DIR " to /");
+	if (chroot(".") < 0 || chdir("/") < 0)
+		switch_failed("chroot");
 }
 
 /*
@@ -372,10 +513,12 @@ int main(void)
 	pid_t pid;
 
 	ctl_init();
-	mount_filesystems();
 	/* Before the spec: init's own error lines are byte-exact too. */
 	console_init();
 	spec_parse(spec, spec_read(spec), &rs);
+	if (rs.root_dev)
+		switch_root(&rs);
+	mount_filesystems(rs.root_dev != NULL);
 
 	/*
 	 * Init is not in the console's foreground group once the command
