@@ -40,14 +40,31 @@ int main(int argc, char **argv)
 	if (mount("tmpfs", "/tmp", "tmpfs", 0, NULL)) printf("init: mount tmpfs: %m\n");
 	printf("init: uptime: "); cat("/proc/uptime");
 	printf("init: /dev/vda %s\n", stat("/dev/vda", &st) == 0 ? "present" : "MISSING");
-	int fd = open("/dev/vda", O_RDONLY);
-	if (fd >= 0) {
-		char b[16] = {0};
-		printf("init: read /dev/vda: %zd bytes: %.12s\n", read(fd, b, 12), b);
-		close(fd);
+	/* /dev/vda is an ext4 image holding /hello (see qemu-test.sh) */
+	mkdir("/tmp/lower", 0755);
+	if (mount("/dev/vda", "/tmp/lower", "ext4", MS_RDONLY, NULL))
+		printf("init: mount ext4 /dev/vda: %m\n");
+	else {
+		printf("init: ext4 /hello: ");
+		cat("/tmp/lower/hello");
+		mkdir("/tmp/up", 0755);
+		mkdir("/tmp/work", 0755);
+		mkdir("/tmp/merged", 0755);
+		if (mount("overlay", "/tmp/merged", "overlay", 0,
+			  "lowerdir=/tmp/lower,upperdir=/tmp/up,workdir=/tmp/work"))
+			printf("init: mount overlay: %m\n");
+		else {
+			int w = open("/tmp/merged/hello", O_WRONLY | O_APPEND);
+			printf("init: overlay write: %s\n",
+			       w >= 0 && write(w, "overlay\n", 8) == 8 ? "ok" : strerror(errno));
+			close(w);
+			printf("init: overlay /hello: ");
+			cat("/tmp/merged/hello");
+		}
 	}
 	printf("init: /sys/class/net/eth0 (virtio-net) %s\n", stat("/sys/class/net/eth0", &st) == 0 ? "present" : "MISSING");
 	printf("init: /dev/vsock %s\n", stat("/dev/vsock", &st) == 0 ? "present" : "MISSING");
+	printf("init: /sys/kernel/slab %s\n", stat("/sys/kernel/slab", &st) == 0 ? "present" : "absent");
 	printf("init: virtio devices:");
 	for (int i = 0; i < 8; i++) {
 		char p[64];
@@ -59,7 +76,7 @@ int main(int argc, char **argv)
 	printf("init: AF_VSOCK socket: %s\n", s >= 0 ? "ok" : strerror(errno));
 	s = socket(AF_INET, SOCK_STREAM, 0);
 	printf("init: AF_INET socket: %s\n", s >= 0 ? "ok" : strerror(errno));
-	fd = open("/dev/mem", O_RDWR | O_SYNC);
+	int fd = open("/dev/mem", O_RDWR | O_SYNC);
 	if (fd < 0) printf("init: open /dev/mem: %m\n");
 	else {
 		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0xd0000000);

@@ -16,8 +16,9 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/root"/{proc,sys,dev,tmp}
 gcc -static -O2 -Wall -o "$T/root/init" "$HERE/init.c"
 (cd "$T/root" && find . | cpio -o -H newc --quiet >"$T/initrd.cpio")
-printf 'VDA-MAGIC-OK' >"$T/disk.img"
-truncate -s 1M "$T/disk.img"
+mkdir -p "$T/fs"
+echo "hello from ext4" >"$T/fs/hello"
+mkfs.ext4 -q -F -d "$T/fs" "$T/disk.img" 4M
 VSOCK=()
 # vhost-vsock needs /dev/vhost-vsock on the host (absent under PVM)
 [ -e /dev/vhost-vsock ] && VSOCK=(-device vhost-vsock-device,guest-cid=3)
