@@ -18,7 +18,7 @@ gcc -static -O2 -Wall -o "$T/root/init" "$HERE/init.c"
 (cd "$T/root" && find . | cpio -o -H newc --quiet >"$T/initrd.cpio")
 mkdir -p "$T/fs"
 echo "hello from ext4" >"$T/fs/hello"
-mkfs.ext4 -q -F -d "$T/fs" "$T/disk.img" 4M
+mkfs.ext4 -q -F -d "$T/fs" "$T/disk.img" 4M >/dev/null
 VSOCK=()
 # vhost-vsock needs /dev/vhost-vsock on the host (absent under PVM)
 [ -e /dev/vhost-vsock ] && VSOCK=(-device vhost-vsock-device,guest-cid=3)
