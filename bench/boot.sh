@@ -27,7 +27,7 @@ PVM=0
 [ -d /sys/module/kvm_pvm ] && PVM=1
 KHZ=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
 # msvmm's own command line (lib/vm.c), so both guests do the same work.
-CMDLINE="console=ttyS0 8250.nr_uarts=1 reboot=k panic=-1 nomodule nohpet i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on cryptomgr.notests tsc=reliable no_timer_check rdinit=/init quiet loglevel=1 tsc_early_khz=$KHZ lpj=$((KHZ * 10))"
+CMDLINE="console=ttyS0 reboot=k panic=-1 tsc=reliable no_timer_check random.trust_cpu=on percpu_alloc=page msvmm.lean_sysfs=1 rdinit=/init quiet loglevel=1 tsc_early_khz=$KHZ lpj=$((KHZ * 10)) noreplace-smp"
 if [ "$PVM" = 1 ]; then
 	# QEMU cannot emulate XSAVE or step over INT3/FWAIT on PVM: the guest avoids
 	# them itself (noxsave, msvmm.qemu_peer=1), see guest-init/kernel/patches.
