@@ -460,6 +460,16 @@ static void __attribute__((noreturn)) child_exec(const struct run_spec *rs,
 		/* SIGTTOU is still blocked, so a background group may do this. */
 		ioctl(STDIN_FILENO, TIOCSPGRP, &me);
 	}
+	/*
+	 * The console carries no host input, so, as with `docker run` without
+	 * -i, the command reads an empty stdin instead of waiting forever.
+	 */
+	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (null_fd >= 0) {
+		dup2(null_fd, STDIN_FILENO);
+		close(null_fd);
+	}
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	if (rs->workdir && chdir(rs->workdir) < 0) {
 		say("cd %s: %s", rs->workdir, strerror(errno));

@@ -117,7 +117,11 @@ static int vm_load_initrd(struct msvmm_vm *vm, const msvmm_config *cfg, const st
 	uint64_t base_len;
 	int fd, rc;
 
-	if (runspec_build(&spec, cfg->argv, cfg->env, cfg->workdir, vm->records) < 0)
+	/* No command: the image's default, else guest-init's own (/bin/sh). */
+	char *dflt[] = { vm->img.default_cmd, NULL };
+	char *const *argv = cfg->argv ? cfg->argv : vm->img.default_cmd[0] ? dflt : NULL;
+
+	if (runspec_build(&spec, argv, cfg->env, cfg->workdir, vm->records) < 0)
 		return err_set(err, MSVMM_ENOMEM, "cannot build the run specification");
 	fd = open(vm->img.initramfs, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
