@@ -89,6 +89,22 @@ fi
 expect "missing disk gives 125" 125 - -- -v /nonexistent.img busybox -- true
 if grep -q "/nonexistent.img" "$WORK/err"; then ok "missing disk message"; else nok "missing disk message" "$(cat "$WORK/err")"; fi
 
+# Disk-root images: the python image boots from a read-only ext4 base with a private scratch layer.
+PYIMG=$B/share/msvmm/images/python
+if [ -f "$PYIMG/rootfs.ext4" ]; then
+	base_sum=$(sha256sum <"$PYIMG/rootfs.ext4")
+	printf '42\n' >"$WORK/42.txt"
+	expect "python prints 42" 0 "$WORK/42.txt" -- python -- python3 -c 'print(6*7)'
+	printf 'out\n' >"$WORK/out.txt"
+	expect "python: stdout, exit 3" 3 "$WORK/out.txt" -- python -- python3 -c "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+	expect "python: write a file" 0 - -- python -- sh -c 'echo kept >/root/state.txt && cat /root/state.txt'
+	expect "python: the file is gone in the next sandbox" 1 - -- python -- sh -c 'test -e /root/state.txt'
+	if [ "$base_sum" = "$(sha256sum <"$PYIMG/rootfs.ext4")" ]; then ok "python: base image unchanged"; else nok "python: base image unchanged" "hash changed"; fi
+	expect "python: default command with empty stdin" 0 - -- python
+else
+	nok "python image" "$PYIMG/rootfs.ext4 missing (make images)"
+fi
+
 if mkimage; then
 	# 100 pipelines, each two fresh process starts (busybox and a static glibc program).
 	cat >"$WORK/stress.sh" <<'SH'
