@@ -101,6 +101,7 @@ run: all
 
 bench: all
 	@bash bench/boot.sh $(BUILD)
+	@bash bench/blk.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
