@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(gcc make pkg-config libelf-dev zlib1g-dev libcap-ng-dev check cpio
       busybox-static linux-source-6.1 flex bison bc libssl-dev xz-utils
-      e2fsprogs qemu-system-x86)
+      e2fsprogs debootstrap lz4 patch qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
