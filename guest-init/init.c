@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define SPEC_MAX (1u << 20)
+#define MAX_MOUNTS 8
 #define STATUS_INIT_FAILED 125
 #define STATUS_CANNOT_EXEC 126
 #define STATUS_NOT_FOUND 127
@@ -49,6 +50,8 @@ struct run_spec {
 	const char *workdir;	/* NULL: stay in / */
 	const char *root_dev;	/* NULL: run in the initramfs */
 	const char *scratch_dev;	/* NULL: tmpfs upper layer */
+	char *mounts[MAX_MOUNTS];	/* 'M' records: "DEV:PATH:ro|rw" */
+	size_t nmounts;
 };
 
 /* The control page, or NULL when it could not be reached. */
@@ -210,7 +213,16 @@ struct spec_counts {
 	int use_default;
 	const char *workdir;
 	const char *root_dev, *scratch_dev;
+	size_t nmounts;
 };
+
+/* "DEV:PATH:ro" or "DEV:PATH:rw", both absolute paths. */
+static int mount_record_ok(const char *s)
+{
+	const char *a = strchr(s, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+
+	return s[0] == '/' && a && a[1] == '/' && b && (!strcmp(b, ":ro") || !strcmp(b, ":rw"));
+}
 
 /* A device path record: absolute, and at most one of each kind. */
 static void spec_dev(const char *s, const char **dev, size_t off)
@@ -257,6 +269,11 @@ static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
 		case 'S':
 			spec_dev(s, &c->scratch_dev, off);
 			break;
+		case 'M':
+			if (!mount_record_ok(s) || c->nmounts == MAX_MOUNTS)
+				spec_invalid(off, "mount is not DEV:PATH:ro|rw, or too many");
+			c->nmounts++;
+			break;
 		default:
 			spec_invalid(off, "unknown record type");
 		}
@@ -289,6 +306,7 @@ static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
 	rs->workdir = c.workdir;
 	rs->root_dev = c.root_dev;
 	rs->scratch_dev = c.scratch_dev;
+	rs->nmounts = 0;
 	rs->argv = c.nargs ? malloc((c.nargs + 1) * sizeof(char *)) : default_argv;
 	rs->envp = malloc((c.nenv + 4) * sizeof(char *));	/* + PATH HOME TERM */
 	if (!rs->argv || !rs->envp)
@@ -298,6 +316,8 @@ static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
 
 		if (buf[off] == 'A')
 			rs->argv[na++] = s;
+		else if (buf[off] == 'M')
+			rs->mounts[rs->nmounts++] = s;
 		else if (buf[off] == 'E')
 			rs->envp[ne++] = s;
 	}
@@ -514,6 +534,37 @@ static uint32_t wait_command(pid_t pid)
 	return (uint32_t)WEXITSTATUS(st) & 0xff;
 }
 
+/* mkdir -p: the guest path of an extra disk may be nested. */
+static void mkdir_p(char *path)
+{
+	for (char *p = path + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(path, 0755);
+			*p = '/';
+		}
+	mkdir(path, 0755);
+}
+
+/* Extra disks ('M' records): ext4, mounted where the user asked. */
+static void mount_extra_disks(const struct run_spec *rs)
+{
+	for (size_t i = 0; i < rs->nmounts; i++) {
+		char *dev = rs->mounts[i], *path = strchr(dev, ':') + 1, *mode = strchr(path, ':');
+		int ro = !strcmp(mode, ":ro");
+
+		path[-1] = '\0';
+		*mode = '\0';
+		mkdir_p(path);
+		if (mount(dev, path, "ext4", ro ? MS_RDONLY : 0, NULL) < 0) {
+			say("disk %s: mount on %s: %s", dev, path, strerror(errno));
+			finish(STATUS_INIT_FAILED);
+		}
+		/* Writes to a host disk must reach it before the VM stops. */
+		have_scratch |= !ro;
+	}
+}
+
 int main(void)
 {
 	static char spec[SPEC_MAX + 1];
@@ -529,6 +580,7 @@ int main(void)
 	if (rs.root_dev)
 		switch_root(&rs);
 	mount_filesystems(rs.root_dev != NULL);
+	mount_extra_disks(&rs);
 
 	/*
 	 * Init is not in the console's foreground group once the command

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "image.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -192,4 +193,95 @@ int image_default_kernel(const char *dirs, char *out, size_t len, msvmm_error *e
 	if (dirs_each(dirs, find_kernel, &a) != 0)
 		return err_set(err, MSVMM_ENOENT, "no guest kernel found (build it with 'make kernel' or pass --kernel)");
 	return 0;
+}
+
+int msvmm_image_path(const char *data_dirs, const char *name, char *out, size_t len, msvmm_error *err)
+{
+	struct image img;
+	int rc = image_resolve(data_dirs, name, &img, err);
+
+	if (rc)
+		return rc;
+	if (!img.dir[0])
+		return err_set(err, MSVMM_EINVAL, "image %s is a bare initramfs file, not a directory", name);
+	if (snprintf(out, len, "%s", img.dir) >= (int)len)
+		return err_set(err, MSVMM_EINVAL, "buffer too small for the path of image %s", name);
+	return 0;
+}
+
+struct list_arg {
+	char **names;
+	size_t n, cap;
+	int failed;
+};
+
+static void list_add(struct list_arg *a, const char *name)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcmp(a->names[i], name))
+			return; /* an earlier directory shadows a later one */
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 8;
+		char **v = realloc(a->names, cap * sizeof(*v));
+
+		if (!v) {
+			a->failed = 1;
+			return;
+		}
+		a->names = v;
+		a->cap = cap;
+	}
+	if (!(a->names[a->n] = strdup(name)))
+		a->failed = 1;
+	else
+		a->n++;
+}
+
+static int list_dir(const char *dir, void *p)
+{
+	char path[PATH_MAX], conf[PATH_MAX + 300];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/images", dir);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(conf, sizeof(conf), "%s/%s/image.conf", path, de->d_name);
+		if (access(conf, R_OK) == 0)
+			list_add(p, de->d_name);
+	}
+	closedir(d);
+	return -1; /* keep going through every directory */
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int msvmm_image_list(const char *data_dirs, char ***names, size_t *count, msvmm_error *err)
+{
+	struct list_arg a = { 0 };
+
+	dirs_each(data_dirs, list_dir, &a);
+	if (a.failed) {
+		msvmm_image_list_free(a.names, a.n);
+		return err_set(err, MSVMM_ENOMEM, "out of memory listing images");
+	}
+	if (a.n)
+		qsort(a.names, a.n, sizeof(*a.names), name_cmp);
+	*names = a.names;
+	*count = a.n;
+	return 0;
+}
+
+void msvmm_image_list_free(char **names, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
 }

@@ -126,6 +126,17 @@ int msvmm_vm_profile_report(msvmm_vm *vm, int fd, unsigned int top, msvmm_error 
 int msvmm_vm_is_pvm(const msvmm_vm *vm);
 void msvmm_vm_destroy(msvmm_vm *vm);
 
+/*
+ * The image store.  data_dirs: ':'-separated directories holding images/
+ * (NULL: $MSVMM_DATA_DIR, then <exe>/../share/msvmm, /usr/local/share/msvmm).
+ * Images are built from their recipes by `make images` (guest-init/images).
+ */
+/* The directory of image 'name' into out; 0 or -MSVMM_E*. */
+int msvmm_image_path(const char *data_dirs, const char *name, char *out, size_t len, msvmm_error *err);
+/* Names of the images found, sorted and without duplicates; free with msvmm_image_list_free. */
+int msvmm_image_list(const char *data_dirs, char ***names, size_t *count, msvmm_error *err);
+void msvmm_image_list_free(char **names, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

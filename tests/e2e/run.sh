@@ -79,6 +79,7 @@ if mke2fs -q -t ext4 -d "$WORK/diskdir" "$WORK/disk.img" 16M; then
 	expect "disk: read a file" 0 "$WORK/diskdata.txt" -- -v "$WORK/disk.img" busybox -- \
 		sh -c 'mkdir -p /tmp/d && mount -t ext4 /dev/vda /tmp/d && cat /tmp/d/f.txt && echo written >/tmp/d/new.txt && umount /tmp/d'
 	if [ "$(debugfs -R 'cat /new.txt' "$WORK/disk.img" 2>/dev/null)" = written ]; then ok "disk: write reached the image"; else nok "disk: write reached the image" "new.txt missing"; fi
+	expect "disk: mounted at -v PATH" 0 "$WORK/diskdata.txt" -- -v "$WORK/disk.img:/data/in:ro" busybox -- cat /data/in/f.txt
 	sum=$(sha256sum <"$WORK/disk.img")
 	expect "disk: read-only refuses writes" 1 - -- -v "$WORK/disk.img:ro" busybox -- \
 		sh -c 'mkdir -p /tmp/d && mount -t ext4 -o ro /dev/vda /tmp/d && echo x >/tmp/d/x.txt'

@@ -312,6 +312,43 @@ START_TEST(test_data_dirs_explicit)
 }
 END_TEST
 
+START_TEST(test_public_list_and_path)
+{
+	msvmm_error err = tu_err();
+	char **names = NULL, p[PATH_MAX], dirs[2 * PATH_MAX + 16];
+	size_t n = 0;
+
+	/* A directory without image.conf is not an image; a second data dir adds and shadows. */
+	make_image_dir("python", "initramfs=python.cpio\nrootfs=rootfs.ext4\n");
+	pathf(p, "%s/images/%s/python.cpio", "python");
+	write_cpio(p);
+	pathf(p, "%s/images/%s/rootfs.ext4", "python");
+	write_file(p, "x", 1);
+	mkdirf("%s/images/%s", "not-an-image");
+	mkdirf("%s/%s", "more");
+	mkdirf("%s/%s/images", "more");
+	make_image_dir("../more/images/alpine", "initramfs=a.cpio\n");
+	make_image_dir("../more/images/busybox", "initramfs=a.cpio\n");
+	snprintf(dirs, sizeof(dirs), "%s:%s/more", root, root);
+	ck_assert_int_eq(msvmm_image_list(dirs, &names, &n, &err), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(names[0], "alpine");
+	ck_assert_str_eq(names[1], "busybox");
+	ck_assert_str_eq(names[2], "python");
+	msvmm_image_list_free(names, n);
+
+	ck_assert_int_eq(msvmm_image_path(root, "python", p, sizeof(p), &err), 0);
+	ck_assert_ptr_nonnull(strstr(p, "/images/python"));
+	ck_assert_int_eq(msvmm_image_path(root, "nope", p, sizeof(p), &err), -MSVMM_ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.message, "nope"));
+	/* A rootfs named in image.conf must exist. */
+	make_image_dir("broken", "initramfs=../busybox/busybox.cpio\nrootfs=missing.ext4\n");
+	err = tu_err();
+	ck_assert_int_eq(msvmm_image_path(root, "broken", p, sizeof(p), &err), -MSVMM_ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.message, "missing.ext4"));
+}
+END_TEST
+
 static Suite *image_suite(void)
 {
 	Suite *s = suite_create("image");
@@ -333,6 +370,7 @@ static Suite *image_suite(void)
 	tcase_add_test(tc, test_conf_without_initramfs);
 	tcase_add_test(tc, test_conf_value_too_long);
 	tcase_add_test(tc, test_data_dirs_explicit);
+	tcase_add_test(tc, test_public_list_and_path);
 	suite_add_tcase(s, tc);
 	return s;
 }
