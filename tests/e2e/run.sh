@@ -74,7 +74,7 @@ expect "bad option gives 125" 125 - -- --memory lots busybox -- true
 
 # Extra disks: writes reach the image file; a read-only disk refuses them and stays unchanged.
 mkdir -p "$WORK/diskdir" && echo "disk data" >"$WORK/diskdir/f.txt"
-if mke2fs -q -t ext4 -d "$WORK/diskdir" "$WORK/disk.img" 16M; then
+if mke2fs -q -F -t ext4 -d "$WORK/diskdir" "$WORK/disk.img" 16M >/dev/null 2>&1; then
 	printf 'disk data\n' >"$WORK/diskdata.txt"
 	expect "disk: read a file" 0 "$WORK/diskdata.txt" -- -v "$WORK/disk.img" busybox -- \
 		sh -c 'mkdir -p /tmp/d && mount -t ext4 /dev/vda /tmp/d && cat /tmp/d/f.txt && echo written >/tmp/d/new.txt && umount /tmp/d'
