@@ -68,6 +68,11 @@ kernel:
 images: $(BUILD)/guest/init $(BUILD)/bin/msvmm-mkinitramfs
 	@INIT_BIN=$(BUILD)/guest/init MKINITRAMFS=$(BUILD)/bin/msvmm-mkinitramfs \
 		bash guest-init/images/build.sh $(BUILD)/share/msvmm/images
+	@# What msvmm_image_build() runs: the recipe script and the two binaries it packs.
+	@mkdir -p $(BUILD)/share/msvmm/libexec
+	@cp guest-init/images/build.sh $(BUILD)/share/msvmm/libexec/msvmm-image-build
+	@cp $(BUILD)/guest/init $(BUILD)/share/msvmm/libexec/init
+	@cp $(BUILD)/bin/msvmm-mkinitramfs $(BUILD)/share/msvmm/libexec/msvmm-mkinitramfs
 
 # Freestanding test guests: tiny kernels run at CPL0 through the real loaders.
 $(BUILD)/guests/%.elf: tests/guests/%.c tests/guests/guest.h tests/guests/guest.ld tests/guests/start.S

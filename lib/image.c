@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,4 +286,91 @@ void msvmm_image_list_free(char **names, size_t count)
 	for (size_t i = 0; i < count; i++)
 		free(names[i]);
 	free(names);
+}
+
+struct builder_arg {
+	char dir[PATH_MAX];
+};
+
+static int find_builder(const char *dir, void *p)
+{
+	struct builder_arg *a = p;
+	char script[PATH_MAX + 32];
+
+	snprintf(script, sizeof(script), "%s/libexec/msvmm-image-build", dir);
+	if (access(script, R_OK) < 0 || snprintf(a->dir, sizeof(a->dir), "%s", dir) >= (int)sizeof(a->dir))
+		return -1;
+	return 0;
+}
+
+static int image_name_ok(const char *name)
+{
+	if (!name || !*name)
+		return 0;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
+			return 0;
+	return 1;
+}
+
+/* Run the builder with its output on log_fd; the child's status or -errno. */
+static int run_builder(const struct builder_arg *a, const char *name, int log_fd)
+{
+	char script[PATH_MAX + 32], out[PATH_MAX + 16], init[PATH_MAX + 32], mk[PATH_MAX + 48];
+	char *argv[] = { "bash", script, out, (char *)name, NULL };
+	char *envp[] = { init, mk, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			 NULL, NULL, NULL };
+	char home[PATH_MAX + 8], cache[PATH_MAX + 16];
+	unsigned int ne = 3;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int rc, status;
+
+	snprintf(script, sizeof(script), "%s/libexec/msvmm-image-build", a->dir);
+	snprintf(out, sizeof(out), "%s/images", a->dir);
+	snprintf(init, sizeof(init), "INIT_BIN=%s/libexec/init", a->dir);
+	snprintf(mk, sizeof(mk), "MKINITRAMFS=%s/libexec/msvmm-mkinitramfs", a->dir);
+	/* The builder caches under $MSVMM_CACHE, else $HOME/.cache/msvmm. */
+	if (getenv("HOME")) {
+		snprintf(home, sizeof(home), "HOME=%s", getenv("HOME"));
+		envp[ne++] = home;
+	}
+	if (getenv("MSVMM_CACHE")) {
+		snprintf(cache, sizeof(cache), "MSVMM_CACHE=%s", getenv("MSVMM_CACHE"));
+		envp[ne++] = cache;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (log_fd >= 0) {
+		posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+		posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
+	} else {
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	}
+	rc = posix_spawnp(&pid, "bash", &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc)
+		return -rc;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int msvmm_image_build(const char *data_dirs, const char *name, int log_fd, msvmm_error *err)
+{
+	struct builder_arg a;
+	int rc;
+
+	if (!image_name_ok(name))
+		return err_set(err, MSVMM_EINVAL, "image name '%s' is not a recipe name", name ? name : "");
+	if (dirs_each(data_dirs, find_builder, &a) != 0)
+		return err_set(err, MSVMM_ENOENT, "no image builder found (run 'make images' once)");
+	rc = run_builder(&a, name, log_fd);
+	if (rc < 0)
+		return err_set(err, MSVMM_EIO, "cannot run the image builder: %s", strerror(-rc));
+	if (rc)
+		return err_set(err, MSVMM_EIO, "building image '%s' failed (builder exit status %d)", name, rc);
+	return 0;
 }

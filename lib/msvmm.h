@@ -136,6 +136,13 @@ int msvmm_image_path(const char *data_dirs, const char *name, char *out, size_t 
 /* Names of the images found, sorted and without duplicates; free with msvmm_image_list_free. */
 int msvmm_image_list(const char *data_dirs, char ***names, size_t *count, msvmm_error *err);
 void msvmm_image_list_free(char **names, size_t count);
+/*
+ * Build (or find cached) image 'name' ("busybox", "python") into the first
+ * data directory that has the image builder (libexec/msvmm-image-build,
+ * installed by `make images`).  Progress goes to log_fd (-1: discarded).
+ * Building the python image needs root and the Debian archive.
+ */
+int msvmm_image_build(const char *data_dirs, const char *name, int log_fd, msvmm_error *err);
 
 #ifdef __cplusplus
 }

@@ -41,7 +41,7 @@ for name in "${images[@]}"; do
 done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-script="$root/guest-init/images/build.sh"
+script=$(readlink -f "${BASH_SOURCE[0]}")
 
 abspath() {
 	case $1 in
