@@ -63,23 +63,12 @@ enum check {
 /* tests/unit/test_guests.c provokes these two on purpose and expects their numbers. */
 _Static_assert(C_E820_TOTAL == 12 && C_RUNSPEC_ARGV == 28, "check numbers are part of the test's contract");
 
-static int first_failure;
-static unsigned int nr_failed;
+static struct guest_checks checks = { .name = "boot_state" };
 
 /* Report but keep going: one run shows every broken field, not just the first. */
 static bool check(bool ok, enum check n, const char *what)
 {
-	if (ok)
-		return true;
-	serial_puts("boot_state: FAIL ");
-	serial_putdec(n);
-	serial_puts(": ");
-	serial_puts(what);
-	serial_puts("\n");
-	if (!first_failure)
-		first_failure = (int)n;
-	nr_failed++;
-	return false;
+	return guest_check(&checks, ok, (int)n, what);
 }
 
 static void note_hex(const char *what, uint64_t v)
@@ -247,7 +236,7 @@ static void check_idmap(const uint8_t *bp)
 {
 	const uint64_t addrs[] = {
 		(uint64_t)bp, bp_u32(bp, BP_CMD_LINE_PTR), bp_u32(bp, BP_RAMDISK_IMAGE),
-		(uint64_t)&guest_main, (uint64_t)&first_failure, MP_FLOAT_ADDR, MSVMM_CTL_BASE,
+		(uint64_t)&guest_main, (uint64_t)&checks.first_failure, MP_FLOAT_ADDR, MSVMM_CTL_BASE,
 	};
 
 	for (unsigned int i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
@@ -451,7 +440,7 @@ int guest_main(const uint8_t *bp)
 	if (!check(bp && bp == (const uint8_t *)entry_rsi && !((uint64_t)bp & 0xfff), C_RSI,
 		   "%rsi is not a page-aligned zero page")) {
 		note_hex("rsi", entry_rsi);
-		return first_failure;
+		return checks.first_failure;
 	}
 	check(bp_u32(bp, BP_HEADER) == 0x53726448, C_HDRS, "no \"HdrS\" at 0x202");
 	check(bp_u8(bp, BP_TYPE_OF_LOADER) == 0xff, C_LOADER, "type_of_loader is not 0xff");
@@ -467,14 +456,14 @@ int guest_main(const uint8_t *bp)
 	check_idmap(bp);
 	check_initrd(bp);
 	check_mptable();
-	if (nr_failed) {
+	if (checks.nr_failed) {
 		serial_puts("boot_state: ");
-		serial_putdec(nr_failed);
+		serial_putdec(checks.nr_failed);
 		serial_puts(" check(s) failed; command line: ");
 		serial_puts(cmdline);
 		serial_puts("\n");
 	} else {
 		serial_puts("boot_state: ok\n");
 	}
-	return first_failure;
+	return checks.first_failure;
 }

@@ -280,6 +280,39 @@ static inline size_t g_strlen(const char *s)
 	return n;
 }
 
+/*
+ * Failure bookkeeping for the check-style test guests: report every failed
+ * check on COM1 ("NAME: FAIL n (context): what") but keep going, so one run
+ * shows every broken field; the guest returns the first failure's number.
+ */
+struct guest_checks {
+	const char *name;
+	const char *context;	/* NULL: none */
+	int first_failure;
+	unsigned int nr_failed;
+};
+
+static inline bool guest_check(struct guest_checks *g, bool ok, int n, const char *what)
+{
+	if (ok)
+		return true;
+	serial_puts(g->name);
+	serial_puts(": FAIL ");
+	serial_putdec((uint64_t)n);
+	if (g->context) {
+		serial_puts(" (");
+		serial_puts(g->context);
+		serial_puts(")");
+	}
+	serial_puts(": ");
+	serial_puts(what);
+	serial_puts("\n");
+	if (!g->first_failure)
+		g->first_failure = n;
+	g->nr_failed++;
+	return false;
+}
+
 /* Does the space-separated command line hold 'word' exactly? */
 static inline bool cmdline_has_word(const char *cl, const char *word)
 {

@@ -71,24 +71,12 @@ static uint8_t bad_status;
 
 static const char *cur_case = "setup";
 static unsigned int case_nr;
-static int first_failure;
-static unsigned int nr_failed;
+static struct guest_checks checks = { .name = "vblk_hostile" };
 
 static bool check(bool ok, enum check n, const char *what)
 {
-	if (ok)
-		return true;
-	serial_puts("vblk_hostile: FAIL ");
-	serial_putdec(n);
-	serial_puts(" (");
-	serial_puts(cur_case);
-	serial_puts("): ");
-	serial_puts(what);
-	serial_puts("\n");
-	if (!first_failure)
-		first_failure = (int)n;
-	nr_failed++;
-	return false;
+	checks.context = cur_case;
+	return guest_check(&checks, ok, (int)n, what);
 }
 
 static uint8_t pat(uint8_t seed, uint64_t s, unsigned int i)
@@ -442,14 +430,14 @@ int guest_main(const uint8_t *bp)
 	unsigned int nc = sizeof(chains) / sizeof(chains[0]), ns = sizeof(setups) / sizeof(setups[0]);
 
 	if (!check(b0 && b1, C_NO_DEVICES, "need two virtio_mmio.device= words"))
-		return first_failure;
+		return checks.first_failure;
 	dev0.v.base = b0;
 	if (!check(vio_init(&dev1.v, b1, VIRTIO_DEV_BLOCK, blk_features, QSIZE1, &rings1) == VIO_OK, C_INIT1,
 		   "device 1 bring-up failed"))
-		return first_failure;
+		return checks.first_failure;
 	/* Round 0: both devices fine before anything hostile. */
 	if (!bring_up0())
-		return first_failure;
+		return checks.first_failure;
 	bystander();
 
 	for (unsigned int i = 0; i < nc; i++) {
@@ -494,10 +482,10 @@ int guest_main(const uint8_t *bp)
 	bring_up0();
 	bystander();
 
-	if (nr_failed) {
-		serial_putdec(nr_failed);
+	if (checks.nr_failed) {
+		serial_putdec(checks.nr_failed);
 		serial_puts(" check(s) failed\n");
-		return first_failure;
+		return checks.first_failure;
 	}
 	serial_puts("vblk_hostile: ok, rounds ");
 	serial_putdec(case_nr);

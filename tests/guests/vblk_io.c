@@ -88,22 +88,11 @@ static uint8_t buf_a[8192] __attribute__((aligned(512)));
 static uint8_t buf_b[8192] __attribute__((aligned(512)));
 static uint8_t buf_c[8192] __attribute__((aligned(512)));
 
-static int first_failure;
-static unsigned int nr_failed;
+static struct guest_checks checks = { .name = "vblk_io" };
 
 static bool check(bool ok, enum check n, const char *what)
 {
-	if (ok)
-		return true;
-	serial_puts("vblk_io: FAIL ");
-	serial_putdec(n);
-	serial_puts(": ");
-	serial_puts(what);
-	serial_puts("\n");
-	if (!first_failure)
-		first_failure = (int)n;
-	nr_failed++;
-	return false;
+	return guest_check(&checks, ok, (int)n, what);
 }
 
 static void fill_guest(uint8_t *p, uint64_t sector, unsigned int nsect)
@@ -301,7 +290,7 @@ int guest_main(const uint8_t *bp)
 	if (!base)
 		base = vio_cmdline_device(cl, 0);
 	if (!check(base != 0, C_NO_DEVICE, "no virtio_mmio.device= on the command line"))
-		return first_failure;
+		return checks.first_failure;
 	r = vio_init(&blk.v, base, VIRTIO_DEV_BLOCK,
 		     VIO_BIT(VBLK_F_FLUSH) | VIO_BIT(VBLK_F_RO) | VIO_BIT(VBLK_F_BLK_SIZE) | VIO_BIT(VBLK_F_SEG_MAX) |
 			     VIO_BIT(VBLK_F_SIZE_MAX) | (event_idx ? VIO_BIT(VIO_F_EVENT_IDX) : 0),
@@ -311,7 +300,7 @@ int guest_main(const uint8_t *bp)
 		serial_puts(vio_strerror(r));
 		serial_puts("\n");
 		check(false, C_INIT, "device bring-up failed");
-		return first_failure;
+		return checks.first_failure;
 	}
 	check(blk.v.features & VIO_BIT(VBLK_F_FLUSH), C_FEAT_FLUSH, "FLUSH not offered");
 	check(!!(blk.v.features & VIO_BIT(VBLK_F_RO)) == ro, C_FEAT_RO,
@@ -321,7 +310,7 @@ int guest_main(const uint8_t *bp)
 	check(cap >= 64 && (!want_sectors || cap == want_sectors), C_CAPACITY, "capacity is not msvmm.sectors");
 	check(vblk_cfg32(&blk.v, VBLK_CFG_BLK_SIZE) == VBLK_SECTOR, C_BLK_SIZE, "blk_size is not 512");
 	if (cap < 64)
-		return first_failure;
+		return checks.first_failure;
 
 	if (ro)
 		read_only_disk();
@@ -333,10 +322,10 @@ int guest_main(const uint8_t *bp)
 		check((blk.v.features & VIO_BIT(VIO_F_EVENT_IDX)) && vq_avail_event(&blk.v) == blk.v.avail_idx,
 		      C_EVENT_IDX, "EVENT_IDX not negotiated, or avail_event is not the avail idx");
 
-	if (nr_failed) {
-		serial_putdec(nr_failed);
+	if (checks.nr_failed) {
+		serial_putdec(checks.nr_failed);
 		serial_puts(" check(s) failed\n");
-		return first_failure;
+		return checks.first_failure;
 	}
 	serial_puts(ro ? "vblk_io: ok (ro)\n" : "vblk_io: ok\n");
 	return 0;
