@@ -39,6 +39,10 @@ void ctl_dev_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, 
 		if (c->ops->phase)
 			c->ops->phase(c->opaque, v);
 		break;
+	case MSVMM_CTL_READY:
+		if (c->ops->ready)
+			c->ops->ready(c->opaque);
+		break;
 	default:
 		break;
 	}

@@ -11,6 +11,7 @@
  *   0x08 EXIT   write: the command's status; the VM stops at once
  *               bits 0-7: exit code, or the signal number when bit 8 is set
  *   0x0c PHASE  write: a numbered progress marker (timings only)
+ *   0x10 READY  write: the vsock agent listens (lib/agent-protocol.md)
  */
 #ifndef MSVMM_CTL_H
 #define MSVMM_CTL_H
@@ -21,6 +22,7 @@
 #define MSVMM_CTL_BOOT 0x04
 #define MSVMM_CTL_EXIT 0x08
 #define MSVMM_CTL_PHASE 0x0c
+#define MSVMM_CTL_READY 0x10
 #define MSVMM_CTL_MAGIC_VALUE 0x4d56534dU /* "MSVM" little-endian */
 #define MSVMM_CTL_EXIT_SIGNALED 0x100U
 

@@ -12,6 +12,7 @@ struct ctl_dev_ops {
 	void (*boot)(void *opaque);
 	void (*exit)(void *opaque, uint32_t status);
 	void (*phase)(void *opaque, uint32_t phase);
+	void (*ready)(void *opaque);
 };
 
 struct ctl_dev {

@@ -57,6 +57,16 @@ void virtio_mmio_set_ioeventfd(struct virtio_mmio_dev *d, bool on)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void virtio_mmio_lock(struct virtio_mmio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+}
+
+void virtio_mmio_unlock(struct virtio_mmio_dev *d)
+{
+	pthread_mutex_unlock(&d->lock);
+}
+
 uint32_t virtio_mmio_status(struct virtio_mmio_dev *d)
 {
 	uint32_t s;
@@ -110,7 +120,7 @@ static void virtio_mmio_reset_locked(struct virtio_mmio_dev *d)
 }
 
 /* The device runs queues only after DRIVER_OK and until failure or reset. */
-static bool virtio_mmio_live(const struct virtio_mmio_dev *d)
+bool virtio_mmio_live_locked(const struct virtio_mmio_dev *d)
 {
 	return (d->status & VIRTIO_STATUS_DRIVER_OK) &&
 	       !(d->status & (VIRTIO_STATUS_FAILED | VIRTIO_STATUS_DEVICE_NEEDS_RESET));
@@ -118,7 +128,7 @@ static bool virtio_mmio_live(const struct virtio_mmio_dev *d)
 
 static void virtio_mmio_notify_locked(struct virtio_mmio_dev *d, uint32_t index)
 {
-	if (index >= d->ops->num_queues || !virtio_mmio_live(d) || !d->queues[index].ready)
+	if (index >= d->ops->num_queues || !virtio_mmio_live_locked(d) || !d->queues[index].ready)
 		return;
 	if (d->ops->notify(d->opaque, index) < 0) {
 		virtio_mmio_needs_reset_locked(d);

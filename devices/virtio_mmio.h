@@ -150,6 +150,14 @@ void virtio_mmio_needs_reset_locked(struct virtio_mmio_dev *d);
 /* Lock held: interrupt the guest for queue 'index' if it wants one. */
 void virtio_mmio_used_locked(struct virtio_mmio_dev *d, unsigned int index);
 
+/*
+ * For devices with work that does not start at a guest kick (host sockets):
+ * take the transport lock, and ask whether queues may be served now.
+ */
+void virtio_mmio_lock(struct virtio_mmio_dev *d);
+void virtio_mmio_unlock(struct virtio_mmio_dev *d);
+bool virtio_mmio_live_locked(const struct virtio_mmio_dev *d);
+
 /* Snapshot of the status register (locks). */
 uint32_t virtio_mmio_status(struct virtio_mmio_dev *d);
 

@@ -280,6 +280,11 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	return 1;
 }
 
+void virtq_unpop(struct virtq *q)
+{
+	q->last_avail_idx--;
+}
+
 int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
 	uint8_t *used, *elem;

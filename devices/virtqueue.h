@@ -89,6 +89,8 @@ int virtq_enable(struct virtq *q);
 
 /* 1: *c holds the next chain; 0: nothing available; -1: spec violation. */
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
+/* Give back the chain the last virtq_pop() returned, unused: the next pop returns it again. */
+void virtq_unpop(struct virtq *q);
 /*
  * Return a chain to the driver with 'written' bytes written to its writable
  * part, and publish the new used idx (release).  0, or -1 if the queue is
