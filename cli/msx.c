@@ -4,11 +4,14 @@
  * `docker run --rm`.  125: msx itself failed; otherwise the command's exit
  * code, 126/127 for not executable/not found, 128+N for signal N.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,28 +19,34 @@
 #include "msx_args.h"
 
 #define MSX_EXIT_OWN_ERROR 125
+#define MSX_EXIT_TIMEOUT 124
 #define MSX_PROFILE_TOP 40
+#define MSX_STOP_TIMEOUT_MS 10000
 
 static const char usage[] =
 	"usage: msx [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
 	"Run COMMAND in a new microVM booted from IMAGE and exit with its status.\n"
 	"\n"
+	"  -i, --interactive    forward stdin to the command (else it reads /dev/null)\n"
+	"  -t, --tty            run the command on a pseudo-terminal (-it for a shell)\n"
+	"  -u, --user USER      run as USER (name or UID[:GID]) inside the guest\n"
 	"  -m, --memory MiB     guest RAM (default 256)\n"
 	"  -c, --cpus N         vCPUs (default 1)\n"
 	"  -e, --env KEY=VALUE  set an environment variable (repeatable)\n"
 	"  -w, --workdir DIR    working directory inside the guest\n"
 	"  -v, --volume IMG[:PATH[:ro]]  attach disk image IMG, mounted at PATH (ext4)\n"
-	"      --timeout SECS   stop the VM after SECS seconds (exit 124)\n"
+	"      --timeout SECS   kill the command after SECS seconds (exit 124)\n"
 	"      --kernel PATH    guest kernel (ELF vmlinux or bzImage)\n"
-	"      --console        show the guest kernel log\n"
+	"      --console        show the guest kernel log (on stderr)\n"
 	"      --cmdline WORDS  extra guest kernel command-line words\n"
 	"      --timings        print phase times to stderr\n"
 	"      --profile[=HZ]   sample guest RIPs (default 1000 Hz), print hot symbols\n"
 	"  -h, --help           this text\n"
 	"      --version        print the version\n"
 	"\n"
-	"Exit status: the command's; 125 msx error, 126 not executable, 127 not found,\n"
-	"128+N killed by signal N, 124 timeout.\n";
+	"stdout and stderr are the command's, kept apart. Signals sent to msx\n"
+	"(Ctrl-C, SIGTERM) reach the command. Exit status: the command's; 125 msx\n"
+	"error, 126 not executable, 127 not found, 128+N killed by signal N, 124 timeout.\n";
 
 static uint64_t now_ns(void)
 {
@@ -47,23 +56,57 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * The signals msx forwards.  They are blocked in every thread and taken by
+ * one thread with sigwait: no handlers, nothing async-signal-unsafe.
+ */
+static const int msx_fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
 struct msx_signals {
 	sigset_t set;
-	msvmm_vm *vm;
-	int signo;
+	pthread_mutex_t lock;
+	msvmm_exec *ex; /* the running command, or NULL while booting or after it */
+	int tty_fd;     /* where the window size is read for SIGWINCH, or -1 */
 };
 
-/* SIGINT/SIGTERM/SIGHUP are blocked everywhere and taken here, outside any handler. */
+static int msx_winsize(int fd, unsigned int *rows, unsigned int *cols)
+{
+	struct winsize ws;
+
+	if (fd < 0 || ioctl(fd, TIOCGWINSZ, &ws) < 0 || !ws.ws_row || !ws.ws_col)
+		return -1;
+	*rows = ws.ws_row;
+	*cols = ws.ws_col;
+	return 0;
+}
+
 static void *msx_signal_thread(void *p)
 {
 	struct msx_signals *s = p;
+	unsigned int rows, cols;
 	int sig;
 
-	if (sigwait(&s->set, &sig) == 0) {
-		s->signo = sig;
-		msvmm_vm_stop(s->vm);
+	while (sigwait(&s->set, &sig) == 0) {
+		pthread_mutex_lock(&s->lock);
+		if (sig == SIGWINCH) {
+			if (s->ex && msx_winsize(s->tty_fd, &rows, &cols) == 0)
+				msvmm_exec_resize(s->ex, rows, cols);
+		} else if (s->ex) {
+			msvmm_exec_signal(s->ex, sig);
+		} else {
+			/* Still booting: nothing to forward to, and nothing on disk to clean up. */
+			_exit(128 + sig);
+		}
+		pthread_mutex_unlock(&s->lock);
 	}
 	return NULL;
+}
+
+static void msx_set_exec(struct msx_signals *s, msvmm_exec *ex)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ex = ex;
+	pthread_mutex_unlock(&s->lock);
 }
 
 static int msx_config(const struct msx_args *a, msvmm_config *cfg)
@@ -76,8 +119,6 @@ static int msx_config(const struct msx_args *a, msvmm_config *cfg)
 		rc = msvmm_config_set_memory_mib(cfg, a->memory_mib);
 	if (!rc && a->cpus)
 		rc = msvmm_config_set_vcpus(cfg, a->cpus);
-	if (!rc && a->cmd)
-		rc = msvmm_config_set_argv(cfg, (const char *const *)a->cmd);
 	for (unsigned int i = 0; !rc && i < a->nr_vols; i++)
 		rc = msvmm_config_add_disk(cfg, a->vols[i].host, a->vols[i].guest[0] ? a->vols[i].guest : NULL,
 					   a->vols[i].read_only);
@@ -85,86 +126,157 @@ static int msx_config(const struct msx_args *a, msvmm_config *cfg)
 		rc = msvmm_config_add_env(cfg, a->env[i]);
 	if (!rc && a->workdir)
 		rc = msvmm_config_set_workdir(cfg, a->workdir);
+	/* Only guest-init's own failures and the kernel log (--console) use the console. */
 	if (!rc)
-		rc = msvmm_config_set_console_fd(cfg, STDOUT_FILENO);
+		rc = msvmm_config_set_console_fd(cfg, STDERR_FILENO);
 	if (!rc)
 		rc = msvmm_config_set_kernel_log(cfg, a->console);
 	if (!rc && a->cmdline_extra)
 		rc = msvmm_config_set_extra_cmdline(cfg, a->cmdline_extra);
 	if (!rc)
 		rc = msvmm_config_set_profile_hz(cfg, a->profile_hz);
-	if (!rc)
-		rc = msvmm_config_set_timeout_ms(cfg, a->timeout_ms);
 	return rc;
 }
 
-static void msx_timings(const msvmm_result *r, uint64_t t_main, uint64_t t_create, int pvm)
+static void msx_timings(const msvmm_result *boot, uint64_t t_main, uint64_t t_create, uint64_t t_exec,
+			uint64_t t_done, int pvm)
 {
 	double off = (double)(t_create - t_main) / 1e6;
 
 	fprintf(stderr, "msx: timings (ms from msx start): vm-built %.3f, first-KVM_RUN %.3f, "
-			"init-started %.1f, command-exited %.1f\n",
-		off + (double)r->ns_vm_ready / 1e6, off + (double)r->ns_first_run / 1e6,
-		r->ns_init_started ? off + (double)r->ns_init_started / 1e6 : -1.0,
-		r->ns_exited ? off + (double)r->ns_exited / 1e6 : -1.0);
-	fprintf(stderr, "msx: %llu VM exits; host %s", (unsigned long long)r->exits, pvm ? "PVM" : "KVM");
+			"init-started %.1f, agent-ready %.1f, command-exited %.1f\n",
+		off + (double)boot->ns_vm_ready / 1e6, off + (double)boot->ns_first_run / 1e6,
+		boot->ns_init_started ? off + (double)boot->ns_init_started / 1e6 : -1.0,
+		(double)(t_exec - t_main) / 1e6, (double)(t_done - t_main) / 1e6);
+	fprintf(stderr, "msx: %llu VM exits; host %s", (unsigned long long)boot->exits, pvm ? "PVM" : "KVM");
 	if (pvm)
 		fprintf(stderr, "; emulated int3 %llu, fwait %llu, xsave %llu, xrstor %llu, faults injected %llu",
-			(unsigned long long)r->pvm_int3, (unsigned long long)r->pvm_fwait,
-			(unsigned long long)r->pvm_xsave, (unsigned long long)r->pvm_xrstor,
-			(unsigned long long)r->pvm_faults_injected);
+			(unsigned long long)boot->pvm_int3, (unsigned long long)boot->pvm_fwait,
+			(unsigned long long)boot->pvm_xsave, (unsigned long long)boot->pvm_xrstor,
+			(unsigned long long)boot->pvm_faults_injected);
 	fputc('\n', stderr);
 }
 
-static int msx_status(int rc, const msvmm_result *res, const msvmm_error *err, int signo)
+/* -t on a terminal: raw mode, so keys (Ctrl-C, Ctrl-D) go to the guest's pty as bytes. */
+struct msx_term {
+	struct termios saved;
+	int fd; /* -1: nothing to restore */
+};
+
+static void msx_term_raw(struct msx_term *t, int fd)
 {
-	if (rc == 0)
-		return res->status;
-	if (signo)
-		return 128 + signo;
-	fprintf(stderr, "msx: %s\n", err->message);
-	return rc == -MSVMM_ETIMEDOUT ? 124 : MSX_EXIT_OWN_ERROR;
+	struct termios raw;
+
+	t->fd = -1;
+	if (!isatty(fd) || tcgetattr(fd, &t->saved) < 0)
+		return;
+	raw = t->saved;
+	cfmakeraw(&raw);
+	if (tcsetattr(fd, TCSANOW, &raw) == 0)
+		t->fd = fd;
 }
 
-static int msx_run(const struct msx_args *a, msvmm_config *cfg, uint64_t t_main)
+static void msx_term_restore(struct msx_term *t)
 {
-	struct msx_signals sigs = { .signo = 0 };
-	msvmm_result res = { 0 };
-	msvmm_error err;
-	pthread_t st;
-	msvmm_vm *vm;
-	uint64_t t_create = now_ns();
+	if (t->fd >= 0)
+		tcsetattr(t->fd, TCSANOW, &t->saved);
+}
+
+static void msx_exec_opts(const struct msx_args *a, msvmm_exec_opts *o)
+{
+	static const char *term_env[2];
+	static char kv[210];
+	const char *term = getenv("TERM");
+
+	msvmm_exec_opts_init(o);
+	o->argv = (const char *const *)a->cmd;
+	o->user = a->user;
+	o->stdin_fd = a->interactive ? STDIN_FILENO : -1;
+	o->stdout_fd = STDOUT_FILENO;
+	o->stderr_fd = STDERR_FILENO;
+	o->timeout_ms = a->timeout_ms;
+	if (!a->tty)
+		return;
+	o->tty = 1;
+	if (msx_winsize(STDIN_FILENO, &o->rows, &o->cols) < 0)
+		msx_winsize(STDOUT_FILENO, &o->rows, &o->cols);
+	/* The host terminal's type, so full-screen programs draw for it. */
+	if (term && *term && strlen(term) < 200) {
+		snprintf(kv, sizeof(kv), "TERM=%s", term);
+		term_env[0] = kv;
+		o->env = term_env;
+	}
+}
+
+static int msx_exec(const struct msx_args *a, msvmm_sandbox *sb, struct msx_signals *sigs, msvmm_result *res,
+		    msvmm_error *err)
+{
+	struct msx_term term = { .fd = -1 };
+	msvmm_exec_opts o;
+	msvmm_exec *ex;
 	int rc;
 
-	rc = msvmm_vm_create(cfg, &vm, &err);
+	msx_exec_opts(a, &o);
+	rc = msvmm_exec_start(sb, &o, &ex, err);
+	if (rc)
+		return rc;
+	if (a->tty && a->interactive)
+		msx_term_raw(&term, STDIN_FILENO);
+	sigs->tty_fd = a->tty ? (isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO) : -1;
+	msx_set_exec(sigs, ex);
+	rc = msvmm_exec_wait(ex, res, err);
+	msx_set_exec(sigs, NULL);
+	msx_term_restore(&term);
+	msvmm_exec_free(ex);
+	return rc;
+}
+
+static int msx_run(const struct msx_args *a, msvmm_config *cfg, struct msx_signals *sigs, uint64_t t_main)
+{
+	msvmm_result res = { 0 }, boot;
+	uint64_t t_create = now_ns(), t_exec, t_done;
+	msvmm_sandbox *sb;
+	msvmm_error err;
+	int rc, status;
+
+	rc = msvmm_sandbox_start(cfg, &sb, &err);
 	if (rc) {
 		fprintf(stderr, "msx: %s\n", err.message);
 		return MSX_EXIT_OWN_ERROR;
 	}
-	sigemptyset(&sigs.set);
-	sigaddset(&sigs.set, SIGINT);
-	sigaddset(&sigs.set, SIGTERM);
-	sigaddset(&sigs.set, SIGHUP);
-	sigs.vm = vm;
-	pthread_create(&st, NULL, msx_signal_thread, &sigs);
-	pthread_detach(st);
-	rc = msvmm_vm_run(vm, &res, &err);
-	if (a->timings)
-		msx_timings(&res, t_main, t_create, msvmm_vm_is_pvm(vm));
-	if (a->profile_hz && msvmm_vm_profile_report(vm, STDERR_FILENO, MSX_PROFILE_TOP, &err) < 0)
+	t_exec = now_ns();
+	rc = msx_exec(a, sb, sigs, &res, &err);
+	t_done = now_ns();
+	if (rc == 0 || rc == -MSVMM_ETIMEDOUT)
+		status = rc ? MSX_EXIT_TIMEOUT : res.status;
+	else
+		status = MSX_EXIT_OWN_ERROR;
+	if (rc)
 		fprintf(stderr, "msx: %s\n", err.message);
-	rc = msx_status(rc, &res, &err, sigs.signo);
-	msvmm_vm_destroy(vm);
-	return rc;
+	if (a->timings) {
+		msvmm_sandbox_timings(sb, &boot);
+		msx_timings(&boot, t_main, t_create, t_exec, t_done, msvmm_vm_is_pvm(msvmm_sandbox_vm(sb)));
+	}
+	if (a->profile_hz && msvmm_vm_profile_report(msvmm_sandbox_vm(sb), STDERR_FILENO, MSX_PROFILE_TOP, &err) < 0)
+		fprintf(stderr, "msx: %s\n", err.message);
+	/* Writes to -v disks reach them before the VM goes. */
+	if (msvmm_sandbox_stop(sb, MSX_STOP_TIMEOUT_MS, &err) < 0) {
+		fprintf(stderr, "msx: %s\n", err.message);
+		if (!status)
+			status = MSX_EXIT_OWN_ERROR;
+	}
+	msvmm_sandbox_destroy(sb);
+	return status;
 }
 
 int main(int argc, char **argv)
 {
 	uint64_t t_main = now_ns();
 	struct msx_args a;
+	struct msx_signals sigs = { .ex = NULL, .tty_fd = -1 };
 	char errbuf[256];
 	msvmm_config *cfg;
-	sigset_t block;
+	pthread_t st;
 	int rc;
 
 	if (msx_parse_args(argc, argv, &a, errbuf, sizeof(errbuf)) < 0) {
@@ -180,11 +292,15 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	/* Blocked before any thread exists, so only the signal thread receives them. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	sigemptyset(&sigs.set);
+	for (size_t i = 0; i < sizeof(msx_fwd_signals) / sizeof(msx_fwd_signals[0]); i++)
+		sigaddset(&sigs.set, msx_fwd_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &sigs.set, NULL);
+	/* A reader of our stdout that goes away must not kill msx mid-run. */
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&sigs.lock, NULL);
+	if (pthread_create(&st, NULL, msx_signal_thread, &sigs) == 0)
+		pthread_detach(st);
 	cfg = msvmm_config_new();
 	if (!cfg) {
 		fprintf(stderr, "msx: out of memory\n");
@@ -196,7 +312,7 @@ int main(int argc, char **argv)
 		msvmm_config_free(cfg);
 		return MSX_EXIT_OWN_ERROR;
 	}
-	rc = msx_run(&a, cfg, t_main);
+	rc = msx_run(&a, cfg, &sigs, t_main);
 	msvmm_config_free(cfg);
 	return rc;
 }

@@ -80,6 +80,16 @@ static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *e
 
 	if (opt_match(arg, "-h", "--help", &eq)) {
 		a->help = 1;
+	} else if (!strcmp(arg, "-it") || !strcmp(arg, "-ti")) {
+		a->interactive = a->tty = 1; /* docker's usual pair */
+	} else if (opt_match(arg, "-i", "--interactive", &eq)) {
+		a->interactive = 1;
+	} else if (opt_match(arg, "-t", "--tty", &eq)) {
+		a->tty = 1;
+	} else if (opt_match(arg, "-u", "--user", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)) || !*v)
+			return FAIL("--user needs a user name or UID[:GID]");
+		a->user = v;
 	} else if (opt_match(arg, NULL, "--version", &eq)) {
 		a->version = 1;
 	} else if (opt_match(arg, NULL, "--console", &eq)) {

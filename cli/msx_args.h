@@ -29,6 +29,8 @@ struct msx_args {
 	unsigned int nr_vols;
 	unsigned int profile_hz;
 	const char *cmdline_extra;
+	const char *user;        /* NULL: root */
+	int interactive, tty;    /* -i: forward stdin; -t: a pty */
 	int console, timings, help, version;
 };
 

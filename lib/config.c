@@ -13,6 +13,7 @@ msvmm_config *msvmm_config_new(void)
 	c->memory_mib = MSVMM_DEFAULT_MEMORY_MIB;
 	c->vcpus = 1;
 	c->console_fd = -1;
+	c->boot_timeout_ms = MSVMM_DEFAULT_BOOT_TIMEOUT_MS;
 	return c;
 }
 
@@ -34,6 +35,7 @@ void msvmm_config_free(msvmm_config *c)
 	strv_free(c->env);
 	free(c->workdir);
 	free(c->extra_cmdline);
+	free(c->vsock_uds);
 	for (unsigned int i = 0; i < c->nr_disks; i++) {
 		free(c->disks[i].path);
 		free(c->disks[i].guest_path);
@@ -169,6 +171,21 @@ int msvmm_config_set_timeout_ms(msvmm_config *c, uint64_t ms)
 		return -MSVMM_EINVAL;
 	c->timeout_ms = ms;
 	return 0;
+}
+
+int msvmm_config_set_boot_timeout_ms(msvmm_config *c, uint64_t ms)
+{
+	if (!c || !ms)
+		return -MSVMM_EINVAL;
+	c->boot_timeout_ms = ms;
+	return 0;
+}
+
+int msvmm_config_set_vsock_uds(msvmm_config *c, const char *path)
+{
+	if (!c || (path && !*path))
+		return -MSVMM_EINVAL;
+	return set_str(&c->vsock_uds, path);
 }
 
 int msvmm_config_add_disk(msvmm_config *c, const char *host_path, const char *guest_path, int read_only)

@@ -10,6 +10,7 @@
 #define MSVMM_DEFAULT_MEMORY_MIB 256
 #define MSVMM_MAX_MEMORY_MIB (64u * 1024)
 #define MSVMM_MAX_VCPUS 64
+#define MSVMM_DEFAULT_BOOT_TIMEOUT_MS 120000
 #define MSVMM_MAX_DISKS 6 /* extra disks, after the image's root and scratch */
 
 struct msvmm_disk {
@@ -33,6 +34,8 @@ struct msvmm_config {
 	char *extra_cmdline;
 	unsigned int profile_hz;
 	uint64_t timeout_ms;
+	uint64_t boot_timeout_ms; /* sandboxes: until the agent is up */
+	char *vsock_uds;
 	struct msvmm_disk disks[MSVMM_MAX_DISKS];
 	unsigned int nr_disks;
 };

@@ -33,8 +33,8 @@ extern "C" {
 #endif
 
 #define MSVMM_VERSION_MAJOR 0
-#define MSVMM_VERSION_MINOR 1
-#define MSVMM_VERSION_STRING "0.1.0"
+#define MSVMM_VERSION_MINOR 2
+#define MSVMM_VERSION_STRING "0.2.0"
 
 /* Error codes.  Library calls return 0 on success or the negated code. */
 enum msvmm_errcode {
@@ -75,6 +75,8 @@ typedef struct msvmm_result {
 	/* Counters: VM exits handled in the VMM, and instructions msvmm emulated on PVM. */
 	uint64_t exits;
 	uint64_t pvm_int3, pvm_fwait, pvm_xsave, pvm_xrstor, pvm_faults_injected;
+	/* msvmm_exec_wait(): 1 when the exec's timeout expired and the command was killed. */
+	int timed_out;
 } msvmm_result;
 
 typedef struct msvmm_config msvmm_config;
@@ -111,8 +113,18 @@ int msvmm_config_set_profile_hz(msvmm_config *cfg, unsigned int hz);
  * read-only and the guest cannot write it.
  */
 int msvmm_config_add_disk(msvmm_config *cfg, const char *host_path, const char *guest_path, int read_only);
-/* Give up after this many milliseconds of run time (0: never). */
+/* Give up after this many milliseconds of run time (0: never).  msvmm_vm_run() only. */
 int msvmm_config_set_timeout_ms(msvmm_config *cfg, uint64_t ms);
+/* Sandboxes: how long msvmm_sandbox_start() waits for the guest agent.  Default 120 s. */
+int msvmm_config_set_boot_timeout_ms(msvmm_config *cfg, uint64_t ms);
+/*
+ * Also serve the VM's vsock on the Unix socket 'path' (must not exist; removed
+ * when the VM goes), as Firecracker does: a client connects, writes
+ * "CONNECT <port>\n" and reads "OK <host_port>\n" once the guest accepted,
+ * then the socket is the connection.  A guest connection to host port P that
+ * msvmm_vm_vsock_listen() does not claim goes to the Unix socket "<path>_P".
+ */
+int msvmm_config_set_vsock_uds(msvmm_config *cfg, const char *path);
 
 /* Build a VM from cfg (cfg may be freed afterwards). */
 int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err);
@@ -125,6 +137,86 @@ int msvmm_vm_profile_report(msvmm_vm *vm, int fd, unsigned int top, msvmm_error 
 /* 1 when the host's /dev/kvm is PVM (workarounds active), else 0. */
 int msvmm_vm_is_pvm(const msvmm_vm *vm);
 void msvmm_vm_destroy(msvmm_vm *vm);
+
+/*
+ * vsock: the guest is CID 3, the host CID 2.  These work while
+ * msvmm_vm_run() (or a sandbox) runs the VM in another thread.  A connection
+ * is a stream socket fd owned by the caller: write and read it, shutdown
+ * (SHUT_WR) for a half close, close() to end it.
+ */
+/* Connect to a guest port; waits up to timeout_ms for the guest to accept. */
+int msvmm_vm_vsock_connect(msvmm_vm *vm, uint32_t port, unsigned int timeout_ms, int *fd, msvmm_error *err);
+/* Accept guest connections to host port (1 .. 2^30-1) from now on. */
+int msvmm_vm_vsock_listen(msvmm_vm *vm, uint32_t port, msvmm_error *err);
+/* The next guest connection to a listened port, waiting up to timeout_ms. */
+int msvmm_vm_vsock_accept(msvmm_vm *vm, uint32_t port, unsigned int timeout_ms, int *fd, msvmm_error *err);
+
+/*
+ * Sandboxes: a VM whose guest-init serves the agent (lib/agent-protocol.md),
+ * so that any number of commands run in it, one after another or at once.
+ * State persists between them (files, processes) until the sandbox stops.
+ *
+ *	msvmm_sandbox *sb;
+ *	msvmm_sandbox_start(cfg, &sb, &err);       // boots, waits for the agent
+ *	msvmm_exec_opts o;
+ *	msvmm_exec_opts_init(&o);
+ *	o.argv = (const char *[]){ "sh", "-c", "echo hi", NULL };
+ *	o.stdout_fd = 1;
+ *	msvmm_sandbox_exec(sb, &o, &res, &err);   // res.status as a shell has it
+ *	msvmm_sandbox_destroy(sb);               // syncs the guest's disks, stops
+ *
+ * The config's argv is not used; its env and workdir are every command's
+ * defaults, its timeout is not used (each exec has its own).
+ */
+typedef struct msvmm_sandbox msvmm_sandbox;
+typedef struct msvmm_exec msvmm_exec;
+
+int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_error *err);
+/* The sandbox's VM (vsock calls, msvmm_vm_is_pvm, profiles). */
+msvmm_vm *msvmm_sandbox_vm(msvmm_sandbox *sb);
+/* Boot timings of the sandbox's VM (ns_* since create; exits and PVM counters so far). */
+void msvmm_sandbox_timings(msvmm_sandbox *sb, msvmm_result *res);
+/*
+ * Ask the agent to sync the guest's disks and power off, waiting up to
+ * timeout_ms; then the VM is stopped in any case.  0, or -MSVMM_E* when the
+ * guest did not shut down cleanly (it is stopped anyway).
+ */
+int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err);
+/* Stop (if still running) and free. */
+void msvmm_sandbox_destroy(msvmm_sandbox *sb);
+
+/* Output callback: stream 1 stdout, 2 stderr; called on the exec_wait thread. */
+typedef void (*msvmm_output_fn)(void *opaque, int stream, const void *data, size_t len);
+
+typedef struct msvmm_exec_opts {
+	const char *const *argv;   /* argv[0] is looked up in PATH; NULL: the image's default command */
+	const char *const *env;    /* extra KEY=VALUE entries, NULL-terminated, or NULL */
+	const char *workdir;       /* NULL: the config's, else / */
+	const char *user;          /* NULL: root; a name from the guest's /etc/passwd, or UID[:GID] */
+	int tty;                   /* 1: run on a pty of rows x cols (stderr joins stdout) */
+	unsigned int rows, cols;
+	int stdin_fd;              /* -1: /dev/null; else read to EOF and forwarded */
+	int stdout_fd, stderr_fd;  /* -1: use on_output, or discard */
+	msvmm_output_fn on_output;
+	void *opaque;
+	uint64_t timeout_ms;       /* 0: none; else SIGKILL to the command's group, res.timed_out */
+} msvmm_exec_opts;
+
+void msvmm_exec_opts_init(msvmm_exec_opts *o);
+/* Start a command; it runs (and its output is pumped) inside msvmm_exec_wait(). */
+int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err);
+/* From any thread, while msvmm_exec_wait() runs: deliver a signal to the command's process group. */
+int msvmm_exec_signal(msvmm_exec *ex, int signo);
+/* From any thread: the pty's new size (tty execs only). */
+int msvmm_exec_resize(msvmm_exec *ex, unsigned int rows, unsigned int cols);
+/*
+ * Pump input and output until the command ends; res gets its status.  A
+ * timeout returns -MSVMM_ETIMEDOUT with res->timed_out set.
+ */
+int msvmm_exec_wait(msvmm_exec *ex, msvmm_result *res, msvmm_error *err);
+void msvmm_exec_free(msvmm_exec *ex);
+/* start + wait + free. */
+int msvmm_sandbox_exec(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err);
 
 /*
  * The image store.  data_dirs: ':'-separated directories holding images/

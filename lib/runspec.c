@@ -2,18 +2,13 @@
 #include "runspec.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
 
-struct spec_buf {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
-static void spec_put(struct spec_buf *b, char type, const char *s)
+void runspec_put(struct runspec_buf *b, char type, const char *s)
 {
 	size_t n = strlen(s) + 2;
 
@@ -38,20 +33,25 @@ static void spec_put(struct spec_buf *b, char type, const char *s)
 int runspec_build(struct cpio_buf *out, char *const *argv, char *const *env, const char *workdir,
 		  char *const *records)
 {
-	struct spec_buf b = { 0 };
+	struct runspec_buf b = { 0 };
 	int rc;
 
-	if (!argv || !argv[0])
-		spec_put(&b, 'D', "1");
+	bool agent = false;
+
+	for (char *const *r = records; r && *r; r++)
+		agent |= **r == 'G';
+	/* An agent-mode spec ('G') runs no command of its own. */
+	if ((!argv || !argv[0]) && !agent)
+		runspec_put(&b, 'D', "1");
 	for (char *const *a = argv; a && *a; a++)
-		spec_put(&b, 'A', *a);
+		runspec_put(&b, 'A', *a);
 	for (char *const *e = env; e && *e; e++)
-		spec_put(&b, 'E', *e);
+		runspec_put(&b, 'E', *e);
 	if (workdir)
-		spec_put(&b, 'W', workdir);
+		runspec_put(&b, 'W', workdir);
 	for (char *const *r = records; r && *r; r++)
 		if (**r)
-			spec_put(&b, **r, *r + 1);
+			runspec_put(&b, **r, *r + 1);
 	if (b.failed) {
 		free(b.p);
 		return -ENOMEM;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent_proto.h"
 #include "boot.h"
 #include "config.h"
 #include "image.h"
@@ -24,6 +25,8 @@
 #include "mptable.h"
 #include "runspec.h"
 #include "scratch.h"
+#include "virtio_vsock.h"
+#include "vm.h"
 
 /* The guest kernel's HZ (guest-init/kernel/msvmm.config): lpj = TSC ticks per jiffy. */
 #define GUEST_HZ 100
@@ -38,7 +41,7 @@ static const char cmdline_base[] =
 	"console=ttyS0 reboot=k panic=-1 tsc=reliable no_timer_check random.trust_cpu=on "
 	"percpu_alloc=page msvmm.lean_sysfs=1 rdinit=/init";
 
-#define VM_MAX_RECORDS (2 + MSVMM_MAX_DISKS)
+#define VM_MAX_RECORDS (3 + MSVMM_MAX_DISKS)
 
 struct msvmm_vm {
 	struct machine m;
@@ -49,6 +52,7 @@ struct msvmm_vm {
 	struct image img;
 	uint64_t timeout_ms;
 	uint64_t t_create, t_ready;
+	bool agent; /* guest-init serves the agent instead of running one command */
 };
 
 static int vm_load_kernel(struct msvmm_vm *vm, struct kernel_image *k, msvmm_error *err)
@@ -119,9 +123,11 @@ static int vm_load_initrd(struct msvmm_vm *vm, const msvmm_config *cfg, const st
 
 	/* No command: the image's default, else guest-init's own (/bin/sh). */
 	char *dflt[] = { vm->img.default_cmd, NULL };
-	char *const *argv = cfg->argv ? cfg->argv : vm->img.default_cmd[0] ? dflt : NULL;
+	char *const *argv = vm->agent ? NULL : cfg->argv ? cfg->argv : vm->img.default_cmd[0] ? dflt : NULL;
 
-	if (runspec_build(&spec, argv, cfg->env, cfg->workdir, vm->records) < 0)
+	/* An agent gets environment and directory with each command. */
+	if (runspec_build(&spec, argv, vm->agent ? NULL : cfg->env, vm->agent ? NULL : cfg->workdir,
+			  vm->records) < 0)
 		return err_set(err, MSVMM_ENOMEM, "cannot build the run specification");
 	fd = open(vm->img.initramfs, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -239,6 +245,19 @@ static int vm_extra_disks(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_er
 	return 0;
 }
 
+/* Every VM gets the vsock device: the agent's channel, and the caller's. */
+static int vm_vsock(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *err)
+{
+	int rc = machine_add_vsock(&vm->m, AGENT_GUEST_CID, err);
+
+	if (rc || !cfg->vsock_uds)
+		return rc;
+	rc = virtio_vsock_set_uds(vm->m.vsock, cfg->vsock_uds);
+	if (rc)
+		return err_set(err, err_from_errno(-rc), "vsock socket %s: %s", cfg->vsock_uds, strerror(-rc));
+	return 0;
+}
+
 static int vm_build(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *err)
 {
 	char cmdline[BOOT_CMDLINE_MAX];
@@ -249,6 +268,8 @@ static int vm_build(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *e
 	rc = vm_image_disks(vm, err);
 	if (!rc)
 		rc = vm_extra_disks(vm, cfg, err);
+	if (!rc)
+		rc = vm_vsock(vm, cfg, err);
 	if (!rc)
 		rc = vm_load_kernel(vm, &k, err);
 	if (!rc)
@@ -293,7 +314,7 @@ static void vm_free(struct msvmm_vm *vm)
 	free(vm);
 }
 
-int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
+int vm_create(const msvmm_config *cfg, bool agent, msvmm_vm **out, msvmm_error *err)
 {
 	uint64_t t0 = machine_now_ns();
 	struct msvmm_vm *vm;
@@ -308,7 +329,12 @@ int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
 	if (!vm)
 		return err_set(err, MSVMM_ENOMEM, "out of memory");
 	vm->t_create = t0;
-	vm->timeout_ms = cfg->timeout_ms;
+	vm->timeout_ms = agent ? 0 : cfg->timeout_ms;
+	vm->agent = agent;
+	if (agent && (rc = vm_record(vm, "G%s%s%s", "1", "", "", err))) {
+		free(vm);
+		return rc;
+	}
 	rc = vm_resolve(vm, cfg, err);
 	if (!rc)
 		rc = machine_init(&vm->m, (uint64_t)cfg->memory_mib << 20, cfg->vcpus, cfg->console_fd,
@@ -324,6 +350,11 @@ int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
 	vm->t_ready = machine_now_ns();
 	*out = vm;
 	return 0;
+}
+
+int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
+{
+	return vm_create(cfg, false, out, err);
 }
 
 static uint64_t since(uint64_t t0, uint64_t t)
@@ -425,4 +456,72 @@ void msvmm_vm_destroy(msvmm_vm *vm)
 	if (!vm)
 		return;
 	vm_free(vm);
+}
+
+struct machine *vm_machine(msvmm_vm *vm)
+{
+	return &vm->m;
+}
+
+const char *vm_default_cmd(const msvmm_vm *vm)
+{
+	return vm->img.default_cmd[0] ? vm->img.default_cmd : "/bin/sh";
+}
+
+void vm_timings(msvmm_vm *vm, msvmm_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	vm_fill_times(vm, res);
+}
+
+static int vm_vsock_errno(int rc, uint32_t port, const char *what, msvmm_error *err)
+{
+	switch (rc) {
+	case -ECONNREFUSED:
+		return err_set(err, MSVMM_EGUEST, "vsock %s port %u: refused by the guest", what, port);
+	case -ETIMEDOUT:
+		return err_set(err, MSVMM_ETIMEDOUT, "vsock %s port %u: timed out", what, port);
+	case -EAGAIN:
+		return err_set(err, MSVMM_EINVAL, "vsock %s port %u: too many connections (at most %d)", what, port,
+			       VSOCK_MAX_CONNS);
+	default:
+		return err_set(err, err_from_errno(-rc), "vsock %s port %u: %s", what, port, strerror(-rc));
+	}
+}
+
+int msvmm_vm_vsock_connect(msvmm_vm *vm, uint32_t port, unsigned int timeout_ms, int *fd, msvmm_error *err)
+{
+	int rc;
+
+	if (!vm || !fd || !vm->m.vsock)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	rc = virtio_vsock_connect(vm->m.vsock, port, timeout_ms);
+	if (rc < 0)
+		return vm_vsock_errno(rc, port, "connect to guest", err);
+	*fd = rc;
+	return 0;
+}
+
+int msvmm_vm_vsock_listen(msvmm_vm *vm, uint32_t port, msvmm_error *err)
+{
+	int rc;
+
+	if (!vm || !vm->m.vsock)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	rc = virtio_vsock_listen(vm->m.vsock, port);
+	return rc < 0 ? vm_vsock_errno(rc, port, "listen on host", err) : 0;
+}
+
+int msvmm_vm_vsock_accept(msvmm_vm *vm, uint32_t port, unsigned int timeout_ms, int *fd, msvmm_error *err)
+{
+	int rc;
+
+	if (!vm || !fd || !vm->m.vsock)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	rc = virtio_vsock_accept(vm->m.vsock, port, timeout_ms);
+	if (rc < 0)
+		return rc == -EINVAL ? err_set(err, MSVMM_EINVAL, "vsock accept: host port %u is not listened on", port)
+				     : vm_vsock_errno(rc, port, "accept on host", err);
+	*fd = rc;
+	return 0;
 }

@@ -2,12 +2,14 @@
 #include "machine.h"
 
 #include "virtio_blk.h"
+#include "virtio_vsock.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -55,9 +57,22 @@ static void machine_ctl_exit(void *opaque, uint32_t status)
 	machine_end(m, MACHINE_END_EXIT);
 }
 
+static void machine_ctl_ready(void *opaque)
+{
+	struct machine *m = opaque;
+	uint64_t zero = 0;
+
+	if (atomic_compare_exchange_strong(&m->t_ready, &zero, machine_now_ns())) {
+		pthread_mutex_lock(&m->lock);
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+	}
+}
+
 static const struct ctl_dev_ops machine_ctl_ops = {
 	.boot = machine_ctl_boot,
 	.exit = machine_ctl_exit,
+	.ready = machine_ctl_ready,
 };
 
 static int machine_devices(struct machine *m, int console_fd, msvmm_error *err)
@@ -79,11 +94,17 @@ int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, i
 {
 	int rc;
 
+	pthread_condattr_t ca;
+
 	memset(m, 0, sizeof(*m));
 	m->loop.epfd = m->loop.wake_fd = -1;
 	m->t_start = machine_now_ns();
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
+	/* The cond waits on CLOCK_MONOTONIC so wall-clock jumps do not cut timeouts. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	profile_init(&m->prof);
 	m->kick_signal = SIGRTMIN + 5;
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
@@ -417,16 +438,9 @@ static void machine_wait(struct machine *m, uint64_t timeout_ms)
 enum machine_end machine_run(struct machine *m, uint64_t timeout_ms)
 {
 	struct vcpu_thread_arg args[MACHINE_MAX_VCPUS];
-	pthread_condattr_t ca;
 	sigset_t kick, old;
 	msvmm_error e;
 
-	/* The cond waits on CLOCK_MONOTONIC so wall-clock jumps do not cut timeouts. */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_destroy(&m->cond);
-	pthread_cond_init(&m->cond, &ca);
-	pthread_condattr_destroy(&ca);
 	if (evloop_start(&m->loop) < 0) {
 		err_set(&e, MSVMM_EINTERNAL, "cannot start the device thread");
 		machine_fail(m, &e);
@@ -484,4 +498,71 @@ int machine_add_blk(struct machine *m, int fd, bool read_only, const char *seria
 	}
 	return virtio_slots_add(&m->virtio, &m->vm, &m->mmio, &m->loop, &b->mmio, 1, b,
 				machine_blk_release, err);
+}
+
+static void machine_vsock_release(void *owner)
+{
+	virtio_vsock_destroy(owner);
+	free(owner);
+}
+
+static void machine_vsock_event(void *opaque, uint32_t events)
+{
+	virtio_vsock_poll(opaque);
+}
+
+int machine_add_vsock(struct machine *m, uint64_t cid, msvmm_error *err)
+{
+	struct virtio_vsock *v = calloc(1, sizeof(*v));
+	int rc;
+
+	if (!v)
+		return err_set(err, MSVMM_ENOMEM, "out of memory for the vsock device");
+	rc = virtio_vsock_init(v, &m->vm.mem, cid);
+	if (rc) {
+		free(v);
+		return err_set(err, MSVMM_EIO, "vsock device: %s", strerror(-rc));
+	}
+	rc = virtio_slots_add(&m->virtio, &m->vm, &m->mmio, &m->loop, &v->mmio, 3, v, machine_vsock_release, err);
+	if (rc < 0)
+		return rc;
+	m->vsock = v;
+	if (evloop_add(&m->loop, virtio_vsock_fd(v), EPOLLIN, machine_vsock_event, v) < 0)
+		return err_set(err, MSVMM_EINTERNAL, "vsock device: cannot watch its sockets");
+	return 0;
+}
+
+/* Wait on the machine's cond until the agent is up (ready), the machine ended, or timeout. */
+static int machine_wait_for(struct machine *m, bool ready, uint64_t timeout_ms)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	timespec_add_ms(&dl, timeout_ms);
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		if (ready && atomic_load(&m->t_ready)) {
+			rc = 1;
+			break;
+		}
+		if (atomic_load(&m->end) != MACHINE_RUNNING) {
+			rc = -1;
+			break;
+		}
+		if (pthread_cond_timedwait(&m->cond, &m->lock, &dl) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int machine_wait_ready(struct machine *m, uint64_t timeout_ms)
+{
+	return machine_wait_for(m, true, timeout_ms);
+}
+
+bool machine_wait_end(struct machine *m, uint64_t timeout_ms)
+{
+	return machine_wait_for(m, false, timeout_ms) < 0;
 }

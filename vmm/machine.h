@@ -25,6 +25,8 @@
 #include "vcpu.h"
 #include "virtio_slots.h"
 
+struct virtio_vsock;
+
 #define MACHINE_MAX_VCPUS 64
 
 enum machine_end {
@@ -49,6 +51,7 @@ struct machine {
 	struct pvm pvm;
 	struct evloop loop;        /* device work, off the vCPU threads */
 	struct virtio_slots virtio;
+	struct virtio_vsock *vsock; /* NULL until machine_add_vsock() */
 
 	const char *vmlinux_path; /* for symbols; NULL when booting a bzImage */
 	struct symbols syms;
@@ -65,7 +68,7 @@ struct machine {
 	int kick_signal;
 	/* Monotonic timestamps in ns; 0 = not yet. */
 	uint64_t t_start, t_first_run;
-	_Atomic uint64_t t_boot, t_exit;
+	_Atomic uint64_t t_boot, t_exit, t_ready;
 	_Atomic uint64_t nr_exits;
 };
 
@@ -83,6 +86,15 @@ void machine_stop(struct machine *m);
  * also on failure).  Returns the device index (vda = 0) or -MSVMM_E*.
  */
 int machine_add_blk(struct machine *m, int fd, bool read_only, const char *serial, msvmm_error *err);
+/* Attach the virtio-vsock device with guest CID 'cid' (before the machine runs).  0 or -MSVMM_E*. */
+int machine_add_vsock(struct machine *m, uint64_t cid, msvmm_error *err);
+/*
+ * Wait until guest-init's agent reports it listens (ctl READY), the machine
+ * ends, or timeout_ms passes.  1 ready, 0 timed out, -1 the machine ended.
+ */
+int machine_wait_ready(struct machine *m, uint64_t timeout_ms);
+/* Wait up to timeout_ms for the machine to end; true when it has. */
+bool machine_wait_end(struct machine *m, uint64_t timeout_ms);
 /* Load vmlinux symbols on first use (for errors and profiles). */
 const struct symbols *machine_symbols(struct machine *m);
 

@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * msvmm_exec: one command in a sandbox, spoken to the guest agent over one
+ * vsock connection (lib/agent-protocol.md).  msvmm_exec_wait() pumps: the
+ * caller's stdin becomes STDIN frames, STDOUT/STDERR frames go to the
+ * caller's fds or callback byte for byte, signals and resizes from other
+ * threads are queued and sent in order, and the exec's deadline turns into
+ * SIGKILL for the command's process group.
+ *
+ * The guest is untrusted: every frame header is checked before its payload
+ * is read, payloads are bounded (agent_hdr_parse), and anything out of
+ * order ends the exec with an error instead of being believed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_proto.h"
+#include "runspec.h"
+#include "sandbox.h"
+#include "vm.h"
+
+#define EXEC_CONNECT_TIMEOUT_MS 10000
+/* After SIGKILL for a timeout, how long the agent gets to report the exit. */
+#define EXEC_KILL_GRACE_MS 5000
+#define EXEC_MAX_QUEUED 32
+
+struct msvmm_exec {
+	int fd;             /* the agent connection, non-blocking */
+	int wake_fd;        /* eventfd: signal()/resize() queued something */
+	int stdin_fd, stdout_fd, stderr_fd;
+	msvmm_output_fn on_output;
+	void *opaque;
+	bool tty;
+	uint64_t timeout_ms, deadline_ns, grace_ns;
+
+	pthread_mutex_t lock; /* the queue below, filled from any thread */
+	struct { uint8_t type, flags; uint8_t payload[4]; } queued[EXEC_MAX_QUEUED];
+	unsigned int nr_queued;
+
+	/* Frames not yet written to the agent. */
+	uint8_t *out;
+	size_t out_len, out_off, out_cap;
+	/* The frame being read from the agent. */
+	uint8_t hdr[AGENT_HDR_SIZE];
+	size_t hdr_have, payload_have;
+	struct agent_hdr h;
+	uint8_t payload[AGENT_MAX_PAYLOAD];
+
+	bool hello, stdin_done, exited, timed_out, out_broken[3];
+	uint32_t status;
+};
+
+static uint64_t exec_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void msvmm_exec_opts_init(msvmm_exec_opts *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof(*o));
+	o->stdin_fd = o->stdout_fd = o->stderr_fd = -1;
+	o->rows = 24;
+	o->cols = 80;
+}
+
+/* ---- frames to the agent ---------------------------------------------- */
+
+static int exec_out_reserve(struct msvmm_exec *ex, size_t n)
+{
+	uint8_t *p;
+	size_t cap;
+
+	if (ex->out_off == ex->out_len)
+		ex->out_off = ex->out_len = 0;
+	if (ex->out_len + n <= ex->out_cap)
+		return 0;
+	cap = (ex->out_len + n) * 2;
+	p = realloc(ex->out, cap);
+	if (!p)
+		return -1;
+	ex->out = p;
+	ex->out_cap = cap;
+	return 0;
+}
+
+static int exec_frame(struct msvmm_exec *ex, uint8_t type, uint8_t flags, const void *payload, size_t len)
+{
+	if (exec_out_reserve(ex, AGENT_HDR_SIZE + len) < 0)
+		return -1;
+	agent_hdr_pack(ex->out + ex->out_len, type, flags, (uint32_t)len);
+	if (len)
+		memcpy(ex->out + ex->out_len + AGENT_HDR_SIZE, payload, len);
+	ex->out_len += AGENT_HDR_SIZE + len;
+	return 0;
+}
+
+static bool exec_out_empty(const struct msvmm_exec *ex)
+{
+	return ex->out_off == ex->out_len;
+}
+
+/* HELLO and EXEC, built before the connection is used. */
+static int exec_request(struct msvmm_exec *ex, const struct msvmm_sandbox *sb, const msvmm_exec_opts *o)
+{
+	struct runspec_buf b = { 0 };
+	uint8_t ver[4];
+	char tty[32];
+	int rc;
+
+	if (!o->argv)
+		runspec_put(&b, AGENT_REC_ARG, vm_default_cmd(sb->vm));
+	for (const char *const *a = o->argv; a && *a; a++)
+		runspec_put(&b, AGENT_REC_ARG, *a);
+	for (char *const *e = sb->env; e && *e; e++)
+		runspec_put(&b, AGENT_REC_ENV, *e);
+	for (const char *const *e = o->env; e && *e; e++)
+		runspec_put(&b, AGENT_REC_ENV, *e);
+	if (o->workdir || sb->workdir)
+		runspec_put(&b, AGENT_REC_WORKDIR, o->workdir ? o->workdir : sb->workdir);
+	if (o->user)
+		runspec_put(&b, AGENT_REC_USER, o->user);
+	if (o->tty) {
+		snprintf(tty, sizeof(tty), "%ux%u", o->rows, o->cols);
+		runspec_put(&b, AGENT_REC_TTY, tty);
+	}
+	if (o->stdin_fd >= 0)
+		runspec_put(&b, AGENT_REC_STDIN, "1");
+	if (b.failed || b.len > AGENT_MAX_EXEC) {
+		free(b.p);
+		return b.failed ? -MSVMM_ENOMEM : -MSVMM_EINVAL;
+	}
+	agent_put32(ver, AGENT_PROTO_VERSION);
+	rc = exec_frame(ex, AGENT_HELLO, 0, ver, sizeof(ver));
+	if (!rc)
+		rc = exec_frame(ex, AGENT_EXEC, 0, b.p, b.len);
+	free(b.p);
+	return rc ? -MSVMM_ENOMEM : 0;
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+static bool exec_env_ok(const char *const *env)
+{
+	for (; env && *env; env++)
+		if ((*env)[0] == '=' || !strchr(*env, '='))
+			return false;
+	return true;
+}
+
+static int exec_opts_check(const msvmm_exec_opts *o, msvmm_error *err)
+{
+	if (o->argv && (!o->argv[0] || !o->argv[0][0]))
+		return err_set(err, MSVMM_EINVAL, "empty command");
+	if (!exec_env_ok(o->env))
+		return err_set(err, MSVMM_EINVAL, "environment entries must be KEY=VALUE");
+	if (o->workdir && o->workdir[0] != '/')
+		return err_set(err, MSVMM_EINVAL, "working directory '%s' is not absolute", o->workdir);
+	if (o->tty && (!o->rows || !o->cols || o->rows > 0xffff || o->cols > 0xffff))
+		return err_set(err, MSVMM_EINVAL, "terminal size %ux%u out of range", o->rows, o->cols);
+	if (o->user && !o->user[0])
+		return err_set(err, MSVMM_EINVAL, "empty user name");
+	return 0;
+}
+
+static void exec_release(struct msvmm_exec *ex)
+{
+	if (ex->fd >= 0)
+		close(ex->fd);
+	if (ex->wake_fd >= 0)
+		close(ex->wake_fd);
+	pthread_mutex_destroy(&ex->lock);
+	free(ex->out);
+	free(ex);
+}
+
+int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err)
+{
+	struct msvmm_exec *ex;
+	int rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!sb || !o || !out)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	*out = NULL;
+	rc = exec_opts_check(o, err);
+	if (rc)
+		return rc;
+	ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	ex->fd = -1;
+	ex->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&ex->lock, NULL);
+	ex->stdin_fd = o->stdin_fd;
+	ex->stdout_fd = o->stdout_fd;
+	ex->stderr_fd = o->stderr_fd;
+	ex->on_output = o->on_output;
+	ex->opaque = o->opaque;
+	ex->tty = o->tty;
+	ex->timeout_ms = o->timeout_ms;
+	ex->stdin_done = o->stdin_fd < 0;
+	if (ex->wake_fd < 0) {
+		exec_release(ex);
+		return err_set(err, MSVMM_EIO, "eventfd: %s", strerror(errno));
+	}
+	rc = exec_request(ex, sb, o);
+	if (rc) {
+		exec_release(ex);
+		return err_set(err, -rc, rc == -MSVMM_EINVAL ? "the command and environment exceed %u KiB"
+							    : "out of memory", AGENT_MAX_EXEC >> 10);
+	}
+	rc = msvmm_vm_vsock_connect(sb->vm, AGENT_PORT, EXEC_CONNECT_TIMEOUT_MS, &ex->fd, err);
+	if (!rc && fcntl(ex->fd, F_SETFL, O_NONBLOCK) < 0)
+		rc = err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
+	if (rc) {
+		exec_release(ex);
+		return rc;
+	}
+	if (ex->timeout_ms)
+		ex->deadline_ns = exec_now_ns() + ex->timeout_ms * 1000000ULL;
+	*out = ex;
+	return 0;
+}
+
+/* ---- requests from other threads ------------------------------------------ */
+
+static int exec_queue(struct msvmm_exec *ex, uint8_t type, uint8_t flags, const uint8_t payload[4])
+{
+	uint64_t one = 1;
+	int rc = 0;
+
+	pthread_mutex_lock(&ex->lock);
+	if (ex->nr_queued == EXEC_MAX_QUEUED) {
+		rc = -MSVMM_EINVAL;
+	} else {
+		ex->queued[ex->nr_queued].type = type;
+		ex->queued[ex->nr_queued].flags = flags;
+		memcpy(ex->queued[ex->nr_queued].payload, payload, 4);
+		ex->nr_queued++;
+	}
+	pthread_mutex_unlock(&ex->lock);
+	if (!rc && write(ex->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow here; the pump finds the queue anyway. */
+	}
+	return rc;
+}
+
+int msvmm_exec_signal(msvmm_exec *ex, int signo)
+{
+	uint8_t p[4];
+
+	if (!ex || signo <= 0 || signo >= 65)
+		return -MSVMM_EINVAL;
+	agent_put32(p, (uint32_t)signo);
+	return exec_queue(ex, AGENT_SIGNAL, AGENT_SIGNAL_F_GROUP, p);
+}
+
+int msvmm_exec_resize(msvmm_exec *ex, unsigned int rows, unsigned int cols)
+{
+	uint8_t p[4];
+
+	if (!ex || !ex->tty || !rows || !cols || rows > 0xffff || cols > 0xffff)
+		return -MSVMM_EINVAL;
+	agent_put16(p, (uint16_t)rows);
+	agent_put16(p + 2, (uint16_t)cols);
+	return exec_queue(ex, AGENT_RESIZE, 0, p);
+}
+
+static int exec_take_queue(struct msvmm_exec *ex)
+{
+	uint64_t n;
+	int rc = 0;
+
+	if (read(ex->wake_fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: woken for nothing new */
+	}
+	pthread_mutex_lock(&ex->lock);
+	for (unsigned int i = 0; i < ex->nr_queued && !rc; i++)
+		rc = exec_frame(ex, ex->queued[i].type, ex->queued[i].flags, ex->queued[i].payload, 4);
+	ex->nr_queued = 0;
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+/* ---- output to the caller --------------------------------------------------- */
+
+/* All of buf to fd, waiting when it is non-blocking; false when it is gone. */
+static bool exec_write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+			poll(&p, 1, -1);
+			continue;
+		}
+		if (n <= 0)
+			return false;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static void exec_output(struct msvmm_exec *ex, int stream, const uint8_t *data, size_t len)
+{
+	int fd = stream == 1 ? ex->stdout_fd : ex->stderr_fd;
+
+	if (!len)
+		return; /* end of that stream: EXIT follows */
+	if (fd >= 0) {
+		/* A reader that went away (EPIPE) loses the rest, as a pipe's writer would. */
+		if (!ex->out_broken[stream] && !exec_write_all(fd, data, len))
+			ex->out_broken[stream] = true;
+	} else if (ex->on_output) {
+		ex->on_output(ex->opaque, stream, data, len);
+	}
+}
+
+/* ---- frames from the agent ------------------------------------------------- */
+
+static int exec_bad_frame(msvmm_error *err, const char *why)
+{
+	return err_set(err, MSVMM_EGUEST, "the guest agent broke the protocol: %s", why);
+}
+
+static int exec_agent_error(const struct msvmm_exec *ex, msvmm_error *err)
+{
+	char msg[1025];
+	size_t n = ex->h.len - 4;
+
+	memcpy(msg, ex->payload + 4, n);
+	msg[n] = '\0';
+	/* The guest chose these bytes: keep the one-line message printable. */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			msg[i] = '?';
+	return err_set(err, MSVMM_EGUEST, "guest agent: %s (error %u)", msg, agent_get32(ex->payload));
+}
+
+static int exec_dispatch(struct msvmm_exec *ex, msvmm_error *err)
+{
+	if (!ex->hello && ex->h.type != AGENT_HELLO && ex->h.type != AGENT_ERROR)
+		return exec_bad_frame(err, "first frame is not HELLO");
+	switch (ex->h.type) {
+	case AGENT_HELLO:
+		if (ex->hello)
+			return exec_bad_frame(err, "second HELLO");
+		if (agent_get32(ex->payload) != AGENT_PROTO_VERSION)
+			return err_set(err, MSVMM_EGUEST, "the guest agent speaks protocol version %u, not %u",
+				       agent_get32(ex->payload), AGENT_PROTO_VERSION);
+		ex->hello = true;
+		return 0;
+	case AGENT_STARTED:
+		return 0;
+	case AGENT_STDOUT:
+	case AGENT_STDERR:
+		exec_output(ex, ex->h.type == AGENT_STDOUT ? 1 : 2, ex->payload, ex->h.len);
+		return 0;
+	case AGENT_EXIT:
+		ex->status = agent_get32(ex->payload);
+		if ((ex->status & ~(AGENT_EXIT_SIGNALED | 0xffu)) ||
+		    ((ex->status & AGENT_EXIT_SIGNALED) && !(ex->status & 0xff)))
+			return exec_bad_frame(err, "impossible exit status");
+		ex->exited = true;
+		return 0;
+	case AGENT_ERROR:
+		return exec_agent_error(ex, err);
+	default:
+		return exec_bad_frame(err, "unexpected frame type");
+	}
+}
+
+/* Read what the connection has; dispatch whole frames.  0, 1 at EOF, or -MSVMM_E*. */
+static int exec_read(struct msvmm_exec *ex, msvmm_error *err)
+{
+	for (;;) {
+		bool in_hdr = ex->hdr_have < AGENT_HDR_SIZE;
+		uint8_t *dst = in_hdr ? ex->hdr + ex->hdr_have : ex->payload + ex->payload_have;
+		size_t want = in_hdr ? AGENT_HDR_SIZE - ex->hdr_have : ex->h.len - ex->payload_have;
+		ssize_t n = want ? read(ex->fd, dst, want) : 0;
+		int rc;
+
+		if (want && n < 0 && errno == EINTR)
+			continue;
+		if (want && n < 0 && errno == EAGAIN)
+			return 0;
+		if (want && n < 0)
+			return err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
+		if (want && n == 0)
+			return 1;
+		if (in_hdr) {
+			ex->hdr_have += (size_t)n;
+			if (ex->hdr_have < AGENT_HDR_SIZE)
+				continue;
+			if (agent_hdr_parse(ex->hdr, AGENT_SIDE_HOST, &ex->h) < 0)
+				return exec_bad_frame(err, "malformed frame header");
+			ex->payload_have = 0;
+			if (ex->h.len)
+				continue;
+		} else {
+			ex->payload_have += (size_t)n;
+			if (ex->payload_have < ex->h.len)
+				continue;
+		}
+		ex->hdr_have = 0;
+		rc = exec_dispatch(ex, err);
+		if (rc || ex->exited)
+			return rc;
+	}
+}
+
+static int exec_flush(struct msvmm_exec *ex, msvmm_error *err)
+{
+	while (!exec_out_empty(ex)) {
+		ssize_t n = write(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0)
+			return err_set(err, MSVMM_EGUEST, "the guest agent closed the connection early");
+		ex->out_off += (size_t)n;
+	}
+	return 0;
+}
+
+/* The caller's stdin: one read, one STDIN frame (empty at EOF). */
+static int exec_stdin(struct msvmm_exec *ex, msvmm_error *err)
+{
+	ssize_t n;
+
+	if (exec_out_reserve(ex, AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD) < 0)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	do
+		n = read(ex->stdin_fd, ex->out + ex->out_len + AGENT_HDR_SIZE, AGENT_MAX_PAYLOAD);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n < 0)
+		n = 0; /* an unreadable stdin ends like an empty one */
+	agent_hdr_pack(ex->out + ex->out_len, AGENT_STDIN, 0, (uint32_t)n);
+	ex->out_len += AGENT_HDR_SIZE + (size_t)n;
+	if (!n)
+		ex->stdin_done = true;
+	return 0;
+}
+
+/* ---- the pump ------------------------------------------------------------------ */
+
+static int exec_poll_timeout(const struct msvmm_exec *ex)
+{
+	uint64_t now = exec_now_ns(), until = ex->timed_out ? ex->grace_ns : ex->deadline_ns;
+
+	if (!until)
+		return -1;
+	return until <= now ? 0 : (int)((until - now) / 1000000ULL) + 1;
+}
+
+/* Deadline passed: kill the command's group, then wait a grace period for its EXIT. */
+static int exec_check_deadline(struct msvmm_exec *ex, msvmm_error *err)
+{
+	uint64_t now = exec_now_ns();
+	uint8_t p[4];
+
+	if (!ex->deadline_ns || now < ex->deadline_ns)
+		return 0;
+	if (!ex->timed_out) {
+		ex->timed_out = true;
+		ex->grace_ns = now + EXEC_KILL_GRACE_MS * 1000000ULL;
+		agent_put32(p, SIGKILL);
+		return exec_frame(ex, AGENT_SIGNAL, AGENT_SIGNAL_F_GROUP, p, 4) ? err_set(err, MSVMM_ENOMEM, "out of memory")
+										 : 0;
+	}
+	if (now >= ex->grace_ns)
+		return err_set(err, MSVMM_ETIMEDOUT, "the command did not finish within %llu ms, and the guest did not report it killed",
+			       (unsigned long long)ex->timeout_ms);
+	return 0;
+}
+
+static int exec_pump_once(struct msvmm_exec *ex, msvmm_error *err)
+{
+	struct pollfd p[3] = {
+		{ .fd = ex->fd, .events = POLLIN | (exec_out_empty(ex) ? 0 : POLLOUT) },
+		{ .fd = ex->wake_fd, .events = POLLIN },
+		/* Input waits for the last frame to be out: the socket's flow control throttles stdin. */
+		{ .fd = ex->stdin_done || !exec_out_empty(ex) ? -1 : ex->stdin_fd, .events = POLLIN },
+	};
+	int rc;
+
+	if (poll(p, 3, exec_poll_timeout(ex)) < 0 && errno != EINTR)
+		return err_set(err, MSVMM_EIO, "poll: %s", strerror(errno));
+	if ((p[1].revents & POLLIN) && exec_take_queue(ex))
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	if (p[2].revents && (rc = exec_stdin(ex, err)))
+		return rc;
+	if ((rc = exec_flush(ex, err)))
+		return rc;
+	if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		rc = exec_read(ex, err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0 && !ex->exited)
+			return err_set(err, MSVMM_EGUEST, "the guest agent closed the connection before the command's exit status");
+	}
+	return ex->exited ? 0 : exec_check_deadline(ex, err);
+}
+
+static void exec_result(const struct msvmm_exec *ex, msvmm_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->timed_out = ex->timed_out;
+	if (ex->status & AGENT_EXIT_SIGNALED) {
+		res->signaled = 1;
+		res->term_signal = (int)(ex->status & 0xff);
+		res->status = 128 + res->term_signal;
+	} else {
+		res->exited = 1;
+		res->exit_code = (int)(ex->status & 0xff);
+		res->status = res->exit_code;
+	}
+}
+
+int msvmm_exec_wait(msvmm_exec *ex, msvmm_result *res, msvmm_error *err)
+{
+	msvmm_result tmp;
+	int rc = 0;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!ex)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	if (!res)
+		res = &tmp;
+	memset(res, 0, sizeof(*res));
+	while (!ex->exited && !rc)
+		rc = exec_pump_once(ex, err);
+	if (rc)
+		return rc;
+	exec_result(ex, res);
+	if (ex->timed_out)
+		return err_set(err, MSVMM_ETIMEDOUT, "the command did not finish within %llu ms and was killed",
+			       (unsigned long long)ex->timeout_ms);
+	return 0;
+}
+
+void msvmm_exec_free(msvmm_exec *ex)
+{
+	if (ex)
+		exec_release(ex); /* closing the connection makes the agent kill what is left */
+}
+
+int msvmm_sandbox_exec(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err)
+{
+	msvmm_exec *ex;
+	int rc = msvmm_exec_start(sb, o, &ex, err);
+
+	if (rc)
+		return rc;
+	rc = msvmm_exec_wait(ex, res, err);
+	msvmm_exec_free(ex);
+	return rc;
+}

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * msvmm_sandbox: a VM booted with guest-init in agent mode, run on a thread
+ * of its own, that commands are sent to over vsock (lib/exec.c).  Start
+ * returns once the agent listens; stop asks it to sync and power off.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_proto.h"
+#include "config.h"
+#include "sandbox.h"
+#include "vm.h"
+
+#define SANDBOX_STOP_TIMEOUT_MS 10000
+
+static void *sandbox_runner(void *p)
+{
+	struct msvmm_sandbox *sb = p;
+
+	sb->run_rc = msvmm_vm_run(sb->vm, &sb->run_res, &sb->run_err);
+	return NULL;
+}
+
+static char **strv_dup(char *const *v)
+{
+	size_t n = 0;
+	char **d;
+
+	while (v && v[n])
+		n++;
+	d = calloc(n + 1, sizeof(*d));
+	for (size_t i = 0; d && i < n; i++)
+		if (!(d[i] = strdup(v[i]))) {
+			for (size_t j = 0; j < i; j++)
+				free(d[j]);
+			free(d);
+			return NULL;
+		}
+	return d;
+}
+
+static void sandbox_free(struct msvmm_sandbox *sb)
+{
+	for (char **e = sb->env; e && *e; e++)
+		free(*e);
+	free(sb->env);
+	free(sb->workdir);
+	msvmm_vm_destroy(sb->vm);
+	free(sb);
+}
+
+/* Join the VM thread (the machine has ended or been told to). */
+static void sandbox_join(struct msvmm_sandbox *sb)
+{
+	if (!sb->running)
+		return;
+	pthread_join(sb->runner, NULL);
+	sb->running = false;
+}
+
+/* The machine ended before its agent came up: say why as well as we know. */
+static int sandbox_boot_failed(struct msvmm_sandbox *sb, msvmm_error *err)
+{
+	sandbox_join(sb);
+	if (sb->run_rc < 0) {
+		if (err)
+			*err = sb->run_err;
+		return sb->run_rc;
+	}
+	return err_set(err, MSVMM_EGUEST,
+		       "guest-init stopped (status %d) before its agent started; its console says why",
+		       sb->run_res.status);
+}
+
+static int sandbox_boot(struct msvmm_sandbox *sb, uint64_t timeout_ms, msvmm_error *err)
+{
+	struct machine *m = vm_machine(sb->vm);
+	sigset_t all, old;
+	int rc;
+
+	/* The VM thread takes no process signals: they belong to the caller's threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&sb->runner, NULL, sandbox_runner, sb);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return err_set(err, MSVMM_EINTERNAL, "cannot start the VM thread: %s", strerror(rc));
+	sb->running = true;
+	rc = machine_wait_ready(m, timeout_ms);
+	if (rc > 0)
+		return 0;
+	if (rc < 0)
+		return sandbox_boot_failed(sb, err);
+	machine_stop(m);
+	sandbox_join(sb);
+	return err_set(err, MSVMM_ETIMEDOUT, "the guest agent did not start within %llu ms",
+		       (unsigned long long)timeout_ms);
+}
+
+int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_error *err)
+{
+	struct msvmm_sandbox *sb;
+	int rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!cfg || !out)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	*out = NULL;
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	sb->env = strv_dup(cfg->env);
+	sb->workdir = cfg->workdir ? strdup(cfg->workdir) : NULL;
+	if (!sb->env || (cfg->workdir && !sb->workdir)) {
+		sandbox_free(sb);
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	}
+	rc = vm_create(cfg, true, &sb->vm, err);
+	if (!rc)
+		rc = sandbox_boot(sb, cfg->boot_timeout_ms, err);
+	if (rc) {
+		sandbox_free(sb);
+		return rc;
+	}
+	*out = sb;
+	return 0;
+}
+
+msvmm_vm *msvmm_sandbox_vm(msvmm_sandbox *sb)
+{
+	return sb ? sb->vm : NULL;
+}
+
+void msvmm_sandbox_timings(msvmm_sandbox *sb, msvmm_result *res)
+{
+	if (!sb || !res)
+		return;
+	vm_timings(sb->vm, res);
+}
+
+/* HELLO then SHUTDOWN on a fresh agent connection; the agent answers by powering off. */
+static int sandbox_send_shutdown(struct msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err)
+{
+	uint8_t msg[AGENT_HDR_SIZE * 2 + 4];
+	int fd, rc;
+
+	rc = msvmm_vm_vsock_connect(sb->vm, AGENT_PORT, timeout_ms, &fd, err);
+	if (rc)
+		return rc;
+	agent_hdr_pack(msg, AGENT_HELLO, 0, 4);
+	agent_put32(msg + AGENT_HDR_SIZE, AGENT_PROTO_VERSION);
+	agent_hdr_pack(msg + AGENT_HDR_SIZE + 4, AGENT_SHUTDOWN, 0, 0);
+	rc = write(fd, msg, sizeof(msg)) == (ssize_t)sizeof(msg) ? 0 : -1;
+	close(fd);
+	return rc ? err_set(err, MSVMM_EIO, "cannot ask the guest agent to shut down") : 0;
+}
+
+int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err)
+{
+	struct machine *m;
+	int rc = 0;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!sb)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	if (!sb->running)
+		return 0;
+	m = vm_machine(sb->vm);
+	if (!machine_wait_end(m, 0)) {
+		rc = sandbox_send_shutdown(sb, timeout_ms, err);
+		if (!rc && !machine_wait_end(m, timeout_ms))
+			rc = err_set(err, MSVMM_ETIMEDOUT, "the guest did not shut down within %u ms; stopped it",
+				     timeout_ms);
+	}
+	machine_stop(m);
+	sandbox_join(sb);
+	return rc;
+}
+
+void msvmm_sandbox_destroy(msvmm_sandbox *sb)
+{
+	if (!sb)
+		return;
+	msvmm_sandbox_stop(sb, SANDBOX_STOP_TIMEOUT_MS, NULL);
+	sandbox_free(sb);
+}
