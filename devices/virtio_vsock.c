@@ -1181,6 +1181,13 @@ int virtio_vsock_transport_reset(struct virtio_vsock *v)
 	return rc;
 }
 
+void virtio_vsock_close_all(struct virtio_vsock *v)
+{
+	virtio_mmio_lock(&v->mmio);
+	vsock_reset_all(v);
+	virtio_mmio_unlock(&v->mmio);
+}
+
 unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v)
 {
 	unsigned int n = 0;

@@ -208,6 +208,8 @@ int virtio_vsock_set_uds(struct virtio_vsock *v, const char *path);
 /* Queue a TRANSPORT_RESET event and reset every connection (after a restore).  0 or -1 (no event buffer). */
 int virtio_vsock_transport_reset(struct virtio_vsock *v);
 
+/* Reset every connection: host fds see EOF (the VM has ended). */
+void virtio_vsock_close_all(struct virtio_vsock *v);
 /* Open connections (tests, diagnostics). */
 unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v);
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent_proto.h"
+#include "exec.h"
 #include "runspec.h"
 #include "sandbox.h"
 #include "vm.h"
@@ -34,6 +35,7 @@
 #define EXEC_MAX_QUEUED 32
 
 struct msvmm_exec {
+	struct msvmm_sandbox *sb; /* NULL over a bare fd */
 	int fd;             /* the agent connection, non-blocking */
 	int wake_fd;        /* eventfd: signal()/resize() queued something */
 	int stdin_fd, stdout_fd, stderr_fd;
@@ -114,7 +116,7 @@ static bool exec_out_empty(const struct msvmm_exec *ex)
 }
 
 /* HELLO and EXEC, built before the connection is used. */
-static int exec_request(struct msvmm_exec *ex, const struct msvmm_sandbox *sb, const msvmm_exec_opts *o)
+static int exec_request(struct msvmm_exec *ex, const struct exec_defaults *d, const msvmm_exec_opts *o)
 {
 	struct runspec_buf b = { 0 };
 	uint8_t ver[4];
@@ -122,15 +124,15 @@ static int exec_request(struct msvmm_exec *ex, const struct msvmm_sandbox *sb, c
 	int rc;
 
 	if (!o->argv)
-		runspec_put(&b, AGENT_REC_ARG, vm_default_cmd(sb->vm));
+		runspec_put(&b, AGENT_REC_ARG, d->default_cmd);
 	for (const char *const *a = o->argv; a && *a; a++)
 		runspec_put(&b, AGENT_REC_ARG, *a);
-	for (char *const *e = sb->env; e && *e; e++)
+	for (char *const *e = d->env; e && *e; e++)
 		runspec_put(&b, AGENT_REC_ENV, *e);
 	for (const char *const *e = o->env; e && *e; e++)
 		runspec_put(&b, AGENT_REC_ENV, *e);
-	if (o->workdir || sb->workdir)
-		runspec_put(&b, AGENT_REC_WORKDIR, o->workdir ? o->workdir : sb->workdir);
+	if (o->workdir || d->workdir)
+		runspec_put(&b, AGENT_REC_WORKDIR, o->workdir ? o->workdir : d->workdir);
 	if (o->user)
 		runspec_put(&b, AGENT_REC_USER, o->user);
 	if (o->tty) {
@@ -187,17 +189,13 @@ static void exec_release(struct msvmm_exec *ex)
 	free(ex);
 }
 
-int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err)
+/* Everything but the connection: options checked, HELLO and EXEC ready to go. */
+static int exec_new(const struct exec_defaults *d, const msvmm_exec_opts *o, struct msvmm_exec **out,
+		    msvmm_error *err)
 {
 	struct msvmm_exec *ex;
-	int rc;
+	int rc = exec_opts_check(o, err);
 
-	if (err)
-		*err = (msvmm_error){ 0 };
-	if (!sb || !o || !out)
-		return err_set(err, MSVMM_EINVAL, "invalid arguments");
-	*out = NULL;
-	rc = exec_opts_check(o, err);
 	if (rc)
 		return rc;
 	ex = calloc(1, sizeof(*ex));
@@ -218,21 +216,72 @@ int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **o
 		exec_release(ex);
 		return err_set(err, MSVMM_EIO, "eventfd: %s", strerror(errno));
 	}
-	rc = exec_request(ex, sb, o);
+	rc = exec_request(ex, d, o);
 	if (rc) {
 		exec_release(ex);
 		return err_set(err, -rc, rc == -MSVMM_EINVAL ? "the command and environment exceed %u KiB"
 							    : "out of memory", AGENT_MAX_EXEC >> 10);
 	}
-	rc = msvmm_vm_vsock_connect(sb->vm, AGENT_PORT, EXEC_CONNECT_TIMEOUT_MS, &ex->fd, err);
-	if (!rc && fcntl(ex->fd, F_SETFL, O_NONBLOCK) < 0)
-		rc = err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
+	*out = ex;
+	return 0;
+}
+
+/* The connection is ready: the deadline starts now. */
+static int exec_attach(struct msvmm_exec *ex, int fd, msvmm_error *err)
+{
+	ex->fd = fd;
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		return err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
+	if (ex->timeout_ms)
+		ex->deadline_ns = exec_now_ns() + ex->timeout_ms * 1000000ULL;
+	return 0;
+}
+
+int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *o, msvmm_exec **out,
+		  msvmm_error *err)
+{
+	int rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!o || !out || !d) {
+		close(fd);
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	}
+	*out = NULL;
+	rc = exec_new(d, o, out, err);
+	if (rc)
+		close(fd);
+	else if ((rc = exec_attach(*out, fd, err))) {
+		exec_release(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err)
+{
+	struct exec_defaults d;
+	struct msvmm_exec *ex;
+	int fd, rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!sb || !o || !out)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	*out = NULL;
+	d = (struct exec_defaults){ .env = sb->env, .workdir = sb->workdir, .default_cmd = vm_default_cmd(sb->vm) };
+	rc = exec_new(&d, o, &ex, err);
+	if (rc)
+		return rc;
+	ex->sb = sb;
+	rc = msvmm_vm_vsock_connect(sb->vm, AGENT_PORT, EXEC_CONNECT_TIMEOUT_MS, &fd, err);
+	if (!rc)
+		rc = exec_attach(ex, fd, err);
 	if (rc) {
 		exec_release(ex);
 		return rc;
 	}
-	if (ex->timeout_ms)
-		ex->deadline_ns = exec_now_ns() + ex->timeout_ms * 1000000ULL;
 	*out = ex;
 	return 0;
 }
@@ -404,10 +453,10 @@ static int exec_read(struct msvmm_exec *ex, msvmm_error *err)
 			continue;
 		if (want && n < 0 && errno == EAGAIN)
 			return 0;
-		if (want && n < 0)
+		if (want && n < 0 && errno != ECONNRESET)
 			return err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
-		if (want && n == 0)
-			return 1;
+		if (want && n <= 0)
+			return 1; /* closed, politely or not */
 		if (in_hdr) {
 			ex->hdr_have += (size_t)n;
 			if (ex->hdr_have < AGENT_HDR_SIZE)
@@ -429,6 +478,19 @@ static int exec_read(struct msvmm_exec *ex, msvmm_error *err)
 	}
 }
 
+/* The connection ended without EXIT: because the VM did, or the agent. */
+static int exec_closed_early(struct msvmm_exec *ex, msvmm_error *err)
+{
+	msvmm_error why;
+
+	if (ex->sb && sandbox_ended(ex->sb, &why)) {
+		if (err)
+			*err = why;
+		return -why.code;
+	}
+	return err_set(err, MSVMM_EGUEST, "the guest agent closed the connection before the command's exit status");
+}
+
 static int exec_flush(struct msvmm_exec *ex, msvmm_error *err)
 {
 	while (!exec_out_empty(ex)) {
@@ -439,7 +501,7 @@ static int exec_flush(struct msvmm_exec *ex, msvmm_error *err)
 		if (n < 0 && errno == EAGAIN)
 			return 0;
 		if (n < 0)
-			return err_set(err, MSVMM_EGUEST, "the guest agent closed the connection early");
+			return exec_closed_early(ex, err);
 		ex->out_off += (size_t)n;
 	}
 	return 0;
@@ -521,7 +583,7 @@ static int exec_pump_once(struct msvmm_exec *ex, msvmm_error *err)
 		if (rc < 0)
 			return rc;
 		if (rc > 0 && !ex->exited)
-			return err_set(err, MSVMM_EGUEST, "the guest agent closed the connection before the command's exit status");
+			return exec_closed_early(ex, err);
 	}
 	return ex->exited ? 0 : exec_check_deadline(ex, err);
 }

@@ -23,7 +23,20 @@ static void *sandbox_runner(void *p)
 	struct msvmm_sandbox *sb = p;
 
 	sb->run_rc = msvmm_vm_run(sb->vm, &sb->run_res, &sb->run_err);
+	atomic_store(&sb->ended, true);
 	return NULL;
+}
+
+bool sandbox_ended(struct msvmm_sandbox *sb, msvmm_error *err)
+{
+	if (!atomic_load(&sb->ended))
+		return false;
+	if (sb->run_rc < 0)
+		err_set(err, sb->run_err.code, "the VM stopped while the command ran: %s", sb->run_err.message);
+	else
+		err_set(err, MSVMM_EGUEST, "guest-init stopped (status %d) while the command ran",
+			sb->run_res.status);
+	return true;
 }
 
 static char **strv_dup(char *const *v)

@@ -468,6 +468,9 @@ enum machine_end machine_run(struct machine *m, uint64_t timeout_ms)
 			m->vcpus[i].thread_started = 0;
 		}
 	evloop_stop(&m->loop);
+	/* Nobody serves the guest's side any more: callers holding connections see EOF. */
+	if (m->vsock)
+		virtio_vsock_close_all(m->vsock);
 	return (enum machine_end)atomic_load(&m->end);
 }
 
