@@ -315,6 +315,38 @@ START_TEST(test_string_options)
 }
 END_TEST
 
+START_TEST(test_interactive_tty_user)
+{
+	ck_assert_int_eq(PARSE("busybox", "sh"), MSX_PARSE_OK);
+	ck_assert_int_eq(a.interactive, 0);
+	ck_assert_int_eq(a.tty, 0);
+	ck_assert_ptr_null(a.user);
+	ck_assert_int_eq(PARSE("-it", "python"), MSX_PARSE_OK);
+	ck_assert_int_eq(a.interactive, 1);
+	ck_assert_int_eq(a.tty, 1);
+	ck_assert_int_eq(PARSE("-ti", "python"), MSX_PARSE_OK);
+	ck_assert_int_eq(a.interactive + a.tty, 2);
+	ck_assert_int_eq(PARSE("-i", "busybox", "cat"), MSX_PARSE_OK);
+	ck_assert_int_eq(a.interactive, 1);
+	ck_assert_int_eq(a.tty, 0);
+	ck_assert_int_eq(PARSE("--tty", "-u", "nobody", "busybox"), MSX_PARSE_OK);
+	ck_assert_int_eq(a.interactive, 0);
+	ck_assert_int_eq(a.tty, 1);
+	ck_assert_str_eq(a.user, "nobody");
+	ck_assert_int_eq(PARSE("--user=1000:1000", "--interactive", "busybox"), MSX_PARSE_OK);
+	ck_assert_str_eq(a.user, "1000:1000");
+	ck_assert_int_eq(a.interactive, 1);
+	/* After the image, -i belongs to the command. */
+	ck_assert_int_eq(PARSE("busybox", "grep", "-i", "x"), MSX_PARSE_OK);
+	ck_assert_int_eq(a.interactive, 0);
+	ck_assert_str_eq(a.cmd[1], "-i");
+	ck_assert_int_eq(PARSE("--user=", "busybox"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("--user needs");
+	ck_assert_int_eq(PARSE("-itx", "busybox"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("unknown option '-itx'");
+}
+END_TEST
+
 START_TEST(test_state_reset_between_calls)
 {
 	ck_assert_int_eq(PARSE("-m", "64", "-e", "A=1", "img", "x"), MSX_PARSE_OK);
@@ -359,6 +391,7 @@ static Suite *msx_args_suite(void)
 	tcase_add_test(tc, test_help_and_version);
 	tcase_add_test(tc, test_profile);
 	tcase_add_test(tc, test_string_options);
+	tcase_add_test(tc, test_interactive_tty_user);
 	tcase_add_test(tc, test_state_reset_between_calls);
 	tcase_add_test(tc, test_small_errbuf_truncates_safely);
 	suite_add_tcase(s, tc);
