@@ -842,7 +842,8 @@ static void vsock_uds_accept(struct virtio_vsock *v)
 	for (;;) {
 		int fd = accept4(v->uds_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct vsock_handshake *hs = NULL;
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+		/* Edge-triggered: a partial line left unread must not keep the fd readable. */
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
 
 		if (fd < 0)
 			return;
