@@ -578,6 +578,12 @@ static uint32_t vsock_shutdown_due(const struct vsock_conn *c)
 	return flags & ~c->shutdown_sent ? flags : 0;
 }
 
+/* Host bytes may wait to go, and the guest still wants them (no SHUTDOWN(RCV)). */
+static bool vsock_host_data_due(const struct vsock_conn *c)
+{
+	return c->host_readable && !c->host_eof && !(c->peer_shutdown & VSOCK_SHUTDOWN_RCV);
+}
+
 static bool vsock_conn_has_work(const struct vsock_conn *c)
 {
 	if (c->state == VSOCK_CONN_FREE)
@@ -586,7 +592,7 @@ static bool vsock_conn_has_work(const struct vsock_conn *c)
 		return true;
 	if (c->state != VSOCK_CONN_ESTABLISHED)
 		return false;
-	return (c->host_readable && !c->host_eof && vsock_peer_credit(c) > 0) || vsock_shutdown_due(c);
+	return (vsock_host_data_due(c) && vsock_peer_credit(c) > 0) || vsock_shutdown_due(c);
 }
 
 /* Fill one rx chain for c; the packet's length, or 0 when c had nothing after all. */
@@ -605,18 +611,18 @@ static uint32_t vsock_conn_fill(struct virtio_vsock *v, struct vsock_conn *c, co
 		vsock_hdr_for(v, c, VSOCK_OP_RESPONSE, h);
 		return VSOCK_HDR_SIZE;
 	}
-	if (c->state != VSOCK_CONN_ESTABLISHED)
-		return 0;
-	if (c->host_readable && !c->host_eof && (n = vsock_read_host(c, ch)) > 0) {
-		c->tx_cnt += n;
-		vsock_hdr_for(v, c, VSOCK_OP_RW, h);
-		h->len = n;
-		return VSOCK_HDR_SIZE + n;
-	}
 	if (c->pending & PEND_CREDIT) {
 		c->pending &= ~PEND_CREDIT;
 		vsock_hdr_for(v, c, VSOCK_OP_CREDIT_UPDATE, h);
 		return VSOCK_HDR_SIZE;
+	}
+	if (c->state != VSOCK_CONN_ESTABLISHED)
+		return 0;
+	if (vsock_host_data_due(c) && (n = vsock_read_host(c, ch)) > 0) {
+		c->tx_cnt += n;
+		vsock_hdr_for(v, c, VSOCK_OP_RW, h);
+		h->len = n;
+		return VSOCK_HDR_SIZE + n;
 	}
 	flags = vsock_shutdown_due(c);
 	if (flags) {

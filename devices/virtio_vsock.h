@@ -42,9 +42,14 @@
  *   - at most VSOCK_MAX_CONNS connections and VSOCK_MAX_PENDING_RST queued
  *     resets for unknown connections (beyond that resets are dropped: a
  *     flooding guest only slows itself down);
- *   - a host-initiated REQUEST unanswered after VSOCK_CONNECT_TIMEOUT_MS,
- *     and a connection whose SHUTDOWN the guest does not follow with RST
- *     within VSOCK_CLOSE_TIMEOUT_MS, are reset by the device.
+ *   - a host-initiated REQUEST unanswered after VSOCK_CONNECT_TIMEOUT_MS is
+ *     reset by the device, and so is a connection whose SHUTDOWN(RCV|SEND)
+ *     the guest does not follow with RST within VSOCK_CLOSE_TIMEOUT_MS of
+ *     having read every byte sent to it (Linux answers with RST only once
+ *     its reader has drained the socket; resetting earlier would lose the
+ *     data of a slow reader).  A guest that never reads keeps its slot: it
+ *     only uses up its own VSOCK_MAX_CONNS;
+ *   - after the guest's SHUTDOWN(RCV) the device sends it no more data.
  *
  * Threading: every entry point takes the transport lock; blocking calls
  * (connect, accept) wait on a condition variable tied to it.  The owner
