@@ -29,6 +29,8 @@
 #define VSOCK_HANDSHAKE_MAX 32
 #define VSOCK_POLL_BATCH 64
 
+static void vsock_timer_arm(struct virtio_vsock *v, bool on);
+
 static uint64_t vsock_now_ns(void)
 {
 	struct timespec ts;
@@ -150,7 +152,8 @@ static void vsock_conn_free(struct virtio_vsock *v, struct vsock_conn *c)
 	if (c->state == VSOCK_CONN_FREE)
 		return;
 	vsock_wake_waiter(v, c, -ECONNRESET);
-	close(c->fd); /* closing also takes it off the epoll set */
+	if (c->fd >= 0)
+		close(c->fd); /* closing also takes it off the epoll set */
 	free(c->buf);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -171,8 +174,19 @@ static void vsock_queue_rst(struct virtio_vsock *v, uint32_t host_port, uint32_t
 /* Reset one connection: RST to the guest, EOF to the host. */
 static void vsock_conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
 {
-	vsock_queue_rst(v, c->host_port, c->guest_port);
+	uint32_t host_port = c->host_port, guest_port = c->guest_port;
+
 	vsock_conn_free(v, c);
+	/* The slot owes the RST: unlike the shared queue, it cannot overflow. */
+	c->state = VSOCK_CONN_RESET;
+	c->host_port = host_port;
+	c->guest_port = guest_port;
+}
+
+/* A connection the host side still serves (not free, not only owing a RST). */
+static bool vsock_conn_live(const struct vsock_conn *c)
+{
+	return c->state != VSOCK_CONN_FREE && c->state != VSOCK_CONN_RESET;
 }
 
 static void vsock_close_backlogs(struct virtio_vsock *v)
@@ -223,8 +237,10 @@ static ssize_t vsock_send(int fd, struct iovec *iov, int cnt)
 static void vsock_credit_check(struct vsock_conn *c)
 {
 	uint32_t guest_view_used = c->rx_cnt - c->fwd_cnt_sent;
+	/* Linux sends at most min(our buf_alloc, its own) unacknowledged bytes. */
+	uint32_t window = c->peer_buf_alloc < VSOCK_CONN_BUF ? c->peer_buf_alloc : VSOCK_CONN_BUF;
 
-	if (c->fwd_cnt != c->fwd_cnt_sent && guest_view_used > VSOCK_CONN_BUF / 2)
+	if (c->fwd_cnt != c->fwd_cnt_sent && guest_view_used > window / 2)
 		c->pending |= PEND_CREDIT;
 }
 
@@ -310,7 +326,9 @@ static int vsock_rx_data(struct virtio_vsock *v, struct vsock_conn *c, const str
 	}
 	c->rx_cnt += len;
 	if (c->host_hup) {
+		/* Dropped, but counted as forwarded: the guest must not block on credit. */
 		c->fwd_cnt += len;
+		vsock_credit_check(c);
 		return 0;
 	}
 	if (!c->buf_len && len) {
@@ -321,6 +339,7 @@ static int vsock_rx_data(struct virtio_vsock *v, struct vsock_conn *c, const str
 		if (n < 0) {
 			c->fwd_cnt += len;
 			vsock_host_gone(c);
+			vsock_credit_check(c);
 			return 0;
 		}
 		c->fwd_cnt += (uint32_t)n;
@@ -436,6 +455,8 @@ static void vsock_established(struct virtio_vsock *v, struct vsock_conn *c)
 static void vsock_conn_packet(struct virtio_vsock *v, struct vsock_conn *c, const struct vsock_hdr *h,
 			      const struct virtq_chain *ch, int *rc)
 {
+	if (c->state == VSOCK_CONN_RESET)
+		return; /* its RST is on the way: the guest will drop the connection */
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
 	switch (h->op) {
@@ -588,7 +609,7 @@ static bool vsock_conn_has_work(const struct vsock_conn *c)
 {
 	if (c->state == VSOCK_CONN_FREE)
 		return false;
-	if (c->pending)
+	if (c->state == VSOCK_CONN_RESET || c->pending)
 		return true;
 	if (c->state != VSOCK_CONN_ESTABLISHED)
 		return false;
@@ -601,6 +622,13 @@ static uint32_t vsock_conn_fill(struct virtio_vsock *v, struct vsock_conn *c, co
 {
 	uint32_t n, flags;
 
+	if (c->state == VSOCK_CONN_RESET) {
+		vsock_hdr_for(v, c, VSOCK_OP_RST, h);
+		v->nr_rst_sent++;
+		memset(c, 0, sizeof(*c));
+		c->fd = -1;
+		return VSOCK_HDR_SIZE;
+	}
 	if (c->pending & PEND_REQUEST) {
 		c->pending &= ~PEND_REQUEST;
 		vsock_hdr_for(v, c, VSOCK_OP_REQUEST, h);
@@ -629,8 +657,10 @@ static uint32_t vsock_conn_fill(struct virtio_vsock *v, struct vsock_conn *c, co
 		c->shutdown_sent |= flags;
 		vsock_hdr_for(v, c, VSOCK_OP_SHUTDOWN, h);
 		h->flags = flags;
-		if (flags & VSOCK_SHUTDOWN_RCV)
+		if (flags & VSOCK_SHUTDOWN_RCV) {
 			c->state = VSOCK_CONN_CLOSING; /* the guest answers with RST */
+			vsock_timer_arm(v, true);
+		}
 		return VSOCK_HDR_SIZE;
 	}
 	return 0;
@@ -733,7 +763,7 @@ static void vsock_expire(struct virtio_vsock *v)
 
 		if (c->state == VSOCK_CONN_CLOSING && !c->deadline_ns && c->tx_cnt == c->peer_fwd_cnt)
 			c->deadline_ns = now + VSOCK_CLOSE_TIMEOUT_MS * 1000000ULL; /* the guest read it all */
-		if (c->state == VSOCK_CONN_FREE || !c->deadline_ns)
+		if (!vsock_conn_live(c) || !c->deadline_ns)
 			continue;
 		if (now >= c->deadline_ns) {
 			vsock_wake_waiter(v, c, -ETIMEDOUT);
@@ -871,8 +901,8 @@ static void vsock_uds_accept(struct virtio_vsock *v)
 
 static void vsock_conn_event(struct virtio_vsock *v, struct vsock_conn *c, uint32_t events)
 {
-	if (c->state == VSOCK_CONN_FREE)
-		return;
+	if (!vsock_conn_live(c))
+		return; /* an event read in the same batch as the reset */
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->host_readable = true;
 	if (events & (EPOLLHUP | EPOLLERR))
@@ -953,13 +983,13 @@ static int vsock_notify(void *opaque, unsigned int index)
 		return 0; /* its buffers wait for a TRANSPORT_RESET */
 	if (index == VSOCK_QUEUE_TX && (n = vsock_tx_process(v)) < 0)
 		goto broken;
+	vsock_expire(v);
 	r = vsock_rx_deliver(v);
 	if (r < 0)
 		goto broken;
 	/* The transport interrupts for 'index'; packets tx processing queued on rx need their own. */
 	if (index == VSOCK_QUEUE_TX)
 		virtio_mmio_used_locked(&v->mmio, VSOCK_QUEUE_RX);
-	vsock_expire(v);
 	return n + r;
 broken:
 	vsock_reset_all(v);
@@ -1166,23 +1196,39 @@ int virtio_vsock_set_uds(struct virtio_vsock *v, const char *path)
 	return 0;
 }
 
+/* Put TRANSPORT_RESET in an event buffer; false when the guest posted none (or broke the queue). */
+static bool vsock_event_reset(struct virtio_vsock *v)
+{
+	struct virtq *q = virtio_mmio_queue(&v->mmio, VSOCK_QUEUE_EVENT);
+	uint8_t ev[4];
+
+	if (!virtio_mmio_live_locked(&v->mmio) || virtq_pop(q, &v->chain) != 1)
+		return false;
+	vsock_put(ev, VSOCK_EVENT_TRANSPORT_RESET, 4);
+	if (v->chain.writable_len < sizeof(ev) || virtq_chain_write(&v->chain, 0, ev, sizeof(ev)) != sizeof(ev)) {
+		virtq_unpop(q);
+		return false;
+	}
+	return virtq_push(q, v->chain.head, sizeof(ev)) == 0;
+}
+
 int virtio_vsock_transport_reset(struct virtio_vsock *v)
 {
-	struct virtq *q;
-	uint8_t ev[4] = { 0 };
-	int rc = -1;
+	int rc = 0;
 
 	virtio_mmio_lock(&v->mmio);
-	vsock_reset_all(v);
-	q = virtio_mmio_queue(&v->mmio, VSOCK_QUEUE_EVENT);
-	if (virtio_mmio_live_locked(&v->mmio) && virtq_pop(q, &v->chain) == 1) {
-		vsock_put(ev, VSOCK_EVENT_TRANSPORT_RESET, 4);
-		if (v->chain.writable_len >= sizeof(ev) &&
-		    virtq_chain_write(&v->chain, 0, ev, sizeof(ev)) == sizeof(ev) &&
-		    virtq_push(q, v->chain.head, sizeof(ev)) == 0) {
-			virtio_mmio_used_locked(&v->mmio, VSOCK_QUEUE_EVENT);
-			rc = 0;
-		}
+	if (vsock_event_reset(v)) {
+		/* The guest drops every connection itself on the event: nothing is owed. */
+		vsock_reset_all(v);
+		virtio_mmio_used_locked(&v->mmio, VSOCK_QUEUE_EVENT);
+	} else {
+		/* No event buffer: reset each connection so no guest socket waits forever. */
+		for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
+			if (vsock_conn_live(&v->conns[i]))
+				vsock_conn_reset(v, &v->conns[i]);
+		vsock_close_backlogs(v);
+		vsock_kick_locked(v);
+		rc = -1;
 	}
 	virtio_mmio_unlock(&v->mmio);
 	return rc;
@@ -1201,7 +1247,7 @@ unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v)
 
 	virtio_mmio_lock(&v->mmio);
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
-		n += v->conns[i].state != VSOCK_CONN_FREE;
+		n += vsock_conn_live(&v->conns[i]);
 	virtio_mmio_unlock(&v->mmio);
 	return n;
 }

@@ -39,9 +39,10 @@
  *     VSOCK_CONN_BUF.  The device never sends more than the guest's
  *     advertised credit (peer_buf_alloc - (tx_cnt - peer_fwd_cnt)), and a
  *     credit figure that is inconsistent counts as zero;
- *   - at most VSOCK_MAX_CONNS connections and VSOCK_MAX_PENDING_RST queued
- *     resets for unknown connections (beyond that resets are dropped: a
- *     flooding guest only slows itself down);
+ *   - at most VSOCK_MAX_CONNS connections (a reset connection keeps its
+ *     slot until its RST reached the guest, so that RST is never lost) and
+ *     VSOCK_MAX_PENDING_RST queued resets for unknown connections (beyond
+ *     that those are dropped: a flooding guest only slows itself down);
  *   - a host-initiated REQUEST unanswered after VSOCK_CONNECT_TIMEOUT_MS is
  *     reset by the device, and so is a connection whose SHUTDOWN(RCV|SEND)
  *     the guest does not follow with RST within VSOCK_CLOSE_TIMEOUT_MS of
@@ -122,6 +123,7 @@ enum vsock_conn_state {
 	VSOCK_CONN_CONNECTING,  /* host-initiated: REQUEST queued or sent */
 	VSOCK_CONN_ESTABLISHED,
 	VSOCK_CONN_CLOSING,     /* SHUTDOWN(RCV|SEND) sent, waiting for RST */
+	VSOCK_CONN_RESET,       /* host end closed; a RST is owed to the guest */
 };
 
 struct vsock_conn {
