@@ -53,10 +53,13 @@ $(BUILD)/bin/msx: $(BUILD)/obj/cli/msx.o $(BUILD)/obj/cli/msx_args.o $(BUILD)/li
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-# guest-init: static PID 1, and the host tool that packs initramfs images.
-$(BUILD)/guest/init: guest-init/init.c devices/ctl.h
+# guest-init: static PID 1 (with the vsock agent and the protocol codec it
+# shares with the library), and the host tool that packs initramfs images.
+GUEST_INIT_SRCS := guest-init/init.c guest-init/agent.c lib/agent_proto.c
+$(BUILD)/guest/init: $(GUEST_INIT_SRCS) guest-init/agent.h lib/agent_proto.h devices/ctl.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Os -static -Idevices -o $@ guest-init/init.c
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Os -static -Idevices -Ilib -o $@ \
+		$(GUEST_INIT_SRCS)
 
 $(BUILD)/bin/msvmm-mkinitramfs: $(BUILD)/obj/guest-init/mkinitramfs.o $(BUILD)/lib/libmsvmm.a
 	@mkdir -p $(dir $@)
@@ -88,6 +91,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libmsvmm.a
 $(BUILD)/tests-san/%: tests/unit/%.c $(BUILD)/lib/libmsvmm-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
+
+# Tests that link the guest agent, which is not part of the library.
+AGENT_TESTS := test_agent_session test_exec_agent
+$(AGENT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/unit/%.c \
+		$(BUILD)/obj/guest-init/agent.o $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iguest-init -Itests/unit -o $@ $< $(BUILD)/obj/guest-init/agent.o \
+		$(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
+
+$(AGENT_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/unit/%.c \
+		$(BUILD)/san/guest-init/agent.o $(BUILD)/lib/libmsvmm-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Iguest-init -Itests/unit -o $@ $< \
+		$(BUILD)/san/guest-init/agent.o $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
 
 unit: $(TESTS) $(GUESTS)
 	@bash tests/run-unit.sh $(BUILD)/tests

@@ -38,6 +38,9 @@
  *   'R' block device holding the image's read-only root filesystem (ext4)
  *   'S' block device of the sandbox's writable scratch disk (ext4); without
  *       it the writable layer is a tmpfs
+ *   'G' 1 = agent mode, instead of 'A'/'D'/'W': serve the vsock agent
+ *       (lib/agent-protocol.md) for any number of commands; 'E' is their
+ *       base environment
  * With 'R', guest-init mounts an overlay (lower: R, upper: S or tmpfs) and
  * switches root into it before running the command.
  */

@@ -12,11 +12,17 @@
  * that read-only ext4 disk and a writable layer (the scratch disk 'S', or a
  * tmpfs), after a switch_root-style move; see switch_root().
  *
+ * In agent mode (a 'G' record instead of a command) init sets up the same
+ * way, then serves the vsock agent (agent.c, lib/agent-protocol.md) for as
+ * long as the VM lives: commands come over the connection and never get the
+ * console, which carries only init's own error lines.
+ *
  * Exit statuses reported besides the command's own:
  *   125  init itself failed before the command could start
  *   126  the working directory or the command could not be used
  *   127  the command was not found
  */
+#include "agent.h"
 #include "ctl.h"
 
 #include <errno.h>
@@ -52,6 +58,7 @@ struct run_spec {
 	const char *scratch_dev;	/* NULL: tmpfs upper layer */
 	char *mounts[MAX_MOUNTS];	/* 'M' records: "DEV:PATH:ro|rw" */
 	size_t nmounts;
+	int agent;		/* 'G': serve the agent instead of one command */
 };
 
 /* The control page, or NULL when it could not be reached. */
@@ -210,7 +217,7 @@ static void __attribute__((noreturn)) spec_invalid(size_t off, const char *why)
 
 struct spec_counts {
 	size_t nargs, nenv;
-	int use_default;
+	int use_default, agent;
 	const char *workdir;
 	const char *root_dev, *scratch_dev;
 	size_t nmounts;
@@ -263,6 +270,11 @@ static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
 				spec_invalid(off, "default flag is not 0 or 1");
 			c->use_default = s[0] == '1';
 			break;
+		case 'G':
+			if (strcmp(s, "0") && strcmp(s, "1"))
+				spec_invalid(off, "agent flag is not 0 or 1");
+			c->agent = s[0] == '1';
+			break;
 		case 'R':
 			spec_dev(s, &c->root_dev, off);
 			break;
@@ -281,6 +293,9 @@ static void spec_scan(const char *buf, size_t len, struct spec_counts *c)
 	}
 	if (c->use_default && c->nargs)
 		spec_invalid(0, "both a command and the default command requested");
+	/* The agent's commands bring their own argv and working directory. */
+	if (c->agent && (c->nargs || c->use_default || c->workdir))
+		spec_invalid(0, "agent mode with a command, the default command or a workdir");
 	if (c->scratch_dev && !c->root_dev)
 		spec_invalid(0, "a scratch disk without a root disk");
 }
@@ -307,6 +322,7 @@ static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
 	rs->root_dev = c.root_dev;
 	rs->scratch_dev = c.scratch_dev;
 	rs->nmounts = 0;
+	rs->agent = c.agent;
 	rs->argv = c.nargs ? malloc((c.nargs + 1) * sizeof(char *)) : default_argv;
 	rs->envp = malloc((c.nenv + 4) * sizeof(char *));	/* + PATH HOME TERM */
 	if (!rs->argv || !rs->envp)
@@ -323,6 +339,10 @@ static void spec_parse(const char *buf, size_t len, struct run_spec *rs)
 	}
 	if (c.nargs)
 		rs->argv[na] = NULL;
+	rs->envp[ne] = NULL;
+	/* The agent adds these per command (HOME depends on the user). */
+	if (rs->agent)
+		return;
 	if (!env_has(rs->envp, c.nenv, "PATH"))
 		rs->envp[ne++] = DEFAULT_PATH;
 	if (!env_has(rs->envp, c.nenv, "HOME"))
@@ -565,6 +585,52 @@ static void mount_extra_disks(const struct run_spec *rs)
 	}
 }
 
+static void agent_ready(void *arg)
+{
+	(void)arg;
+	ctl_write(MSVMM_CTL_READY, 1);
+}
+
+/* SHUTDOWN, in the session's process: the VM stops at the EXIT write. */
+static void agent_shutdown(void *arg)
+{
+	(void)arg;
+	sync();
+	finish(0);
+}
+
+/*
+ * The agent's pipes and sockets must not land on fds 0-2 (a command's
+ * stdio is dup2()ed there), so fill any the kernel left closed.
+ */
+static void stdio_fill(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int nfd;
+
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		nfd = open("/dev/console", O_RDWR | O_NOCTTY);
+		if (nfd < 0)
+			nfd = open("/dev/null", O_RDWR);
+		if (nfd >= 0 && nfd != fd) {
+			dup2(nfd, fd);
+			close(nfd);
+		}
+	}
+}
+
+static void __attribute__((noreturn)) agent_mode(const struct run_spec *rs)
+{
+	static const struct agent_hooks hooks = {
+		.ready = agent_ready, .shutdown = agent_shutdown,
+	};
+
+	stdio_fill();
+	agent_listen_loop(rs->envp, &hooks);
+	fatal("agent", errno);
+}
+
 int main(void)
 {
 	static char spec[SPEC_MAX + 1];
@@ -581,6 +647,8 @@ int main(void)
 		switch_root(&rs);
 	mount_filesystems(rs.root_dev != NULL);
 	mount_extra_disks(&rs);
+	if (rs.agent)
+		agent_mode(&rs);
 
 	/*
 	 * Init is not in the console's foreground group once the command
