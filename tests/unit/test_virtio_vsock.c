@@ -17,7 +17,10 @@
  * recovery after a reset), wrong cids, unknown ops and types, credit
  * violations, ordering behind bytes the device had to hold, backlog,
  * connection and RST floods; 50 connections moving 1 MiB each way; destroy,
- * close_all and TRANSPORT_RESET with open connections.
+ * close_all and TRANSPORT_RESET with open connections (with and without an
+ * event buffer); credit for a guest with a small buffer and after the host
+ * end is gone, RSTs owed while rx is full, no data after SHUTDOWN(RCV), and
+ * CREDIT_REQUEST while closing.
  *
  * Nothing here depends on timing except the host connect timeout (2 s):
  * host fds are socketpairs, so what the device writes is readable at once,
@@ -2704,6 +2707,384 @@ START_TEST(test_transport_reset)
 }
 END_TEST
 
+/* ---- after the interop review ---- */
+
+/*
+ * A guest with a small buffer (Linux sends at most min(our buf_alloc, its
+ * own) unacknowledged bytes): the device must tell it about drained bytes
+ * well before 8 KiB are in flight, unasked, or the upload stalls.
+ */
+START_TEST(test_credit_small_guest_buffer)
+{
+	struct vt t;
+	struct gconn c;
+	static uint8_t buf[65536];
+	uint64_t h_hash = FNV_INIT;
+	uint32_t sent = 0, h_recv = 0;
+	unsigned int stalls = 0;
+	int fd;
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 1024), 0);
+	fd = establish(&t, &c, 5020, 1024, 8192);
+	t.fifo_off = true;
+	drain_fifo(&t);
+	while (h_recv < XFER) {
+		uint32_t win = c.peer_buf_alloc < c.buf_alloc ? c.peer_buf_alloc : c.buf_alloc;
+		uint32_t in_flight = c.tx_cnt - c.peer_fwd_cnt;
+		uint32_t n = in_flight > win ? 0 : win - in_flight;
+		bool progress = false;
+		ssize_t r;
+
+		ck_assert_uint_le(in_flight, 8192);
+		if (n > XFER - sent)
+			n = XFER - sent;
+		if (n > 3000)
+			n = 3000;
+		if (n) {
+			pattern(20, sent, buf, n);
+			gc_send(&t, &c, VSOCK_OP_RW, 0, buf, n);
+			sent += n;
+			progress = true;
+		}
+		while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+			h_hash = fnv(h_hash, buf, (size_t)r);
+			h_recv += (uint32_t)r;
+			progress = true;
+		}
+		ck_assert_msg(r < 0 && errno == EAGAIN, "host fd: %zd", r);
+		pump(&t);
+		if (progress) {
+			stalls = 0;
+			continue;
+		}
+		ck_assert_msg(++stalls < 50,
+			      "upload stalled at %u bytes: tx_cnt %u, device fwd_cnt %u, %u credit updates",
+			      sent, c.tx_cnt, c.peer_fwd_cnt, c.nr_credit_update);
+	}
+	ck_assert_uint_eq(sent, XFER);
+	ck_assert_uint_eq(h_hash, pattern_hash(20, XFER));
+	ck_assert_uint_gt(c.nr_credit_update, 0);
+	ck_assert_uint_eq(c.rx_cnt, 0); /* no host -> guest data carried the credit */
+	ck_assert_uint_eq(c.nr_rst + c.nr_shutdown, 0);
+	ck_assert_uint_eq(t.v->nr_credit_violations, 0);
+	close(fd);
+	gc_free(&c);
+	vt_fini(&t);
+}
+END_TEST
+
+/*
+ * The host end is gone while the guest, which never reads, keeps sending:
+ * the device drops the bytes but keeps the credit flowing, so an honest
+ * guest is neither stalled nor reset.  The SHUTDOWN(RCV|SEND) comes once
+ * the guest has read what the host wrote before it closed.
+ */
+START_TEST(test_host_gone_credit_flows)
+{
+	struct vt t;
+	struct gconn c;
+	static uint8_t hbuf[20000], buf[16384];
+	uint32_t sent = 0;
+	unsigned int stalls = 0;
+	int fd;
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 1024), 0);
+	fd = establish(&t, &c, 5021, 1024, 4096);
+	c.hold = true;
+	/* More than the guest's buffer: the device cannot reach the host's EOF. */
+	pattern(21, 0, hbuf, sizeof(hbuf));
+	host_write(fd, hbuf, sizeof(hbuf));
+	vpoll(&t, 50);
+	ck_assert_uint_eq(c.rx_cnt, 4096);
+	close(fd);
+	vpoll(&t, 10);
+	drain_fifo(&t);
+	/* Four times the device's buffer, within credit, never asking for it. */
+	while (sent < 4 * VSOCK_CONN_BUF) {
+		uint32_t n = gc_credit(&c);
+
+		if (n > 4 * VSOCK_CONN_BUF - sent)
+			n = 4 * VSOCK_CONN_BUF - sent;
+		if (n > sizeof(buf))
+			n = sizeof(buf);
+		if (!n) {
+			ck_assert_msg(++stalls < 50,
+				      "guest stalled after %u bytes to a closed host end: device fwd_cnt %u",
+				      sent, c.peer_fwd_cnt);
+			vpoll(&t, 1);
+			continue;
+		}
+		stalls = 0;
+		pattern(22, sent, buf, n);
+		gc_send(&t, &c, VSOCK_OP_RW, 0, buf, n);
+		sent += n;
+		ck_assert_uint_le(max_conn_buf(t.v), VSOCK_CONN_BUF);
+		pump(&t);
+	}
+	ck_assert_uint_eq(c.nr_rst, 0);
+	ck_assert_uint_eq(t.v->nr_credit_violations, 0);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 1);
+	/* The guest reads at last: the rest of the host's bytes, then SHUTDOWN(RCV|SEND). */
+	c.hold = false;
+	for (int i = 0; i < 100 && !c.nr_shutdown; i++) {
+		c.fwd_cnt = c.rx_cnt;
+		gc_send(&t, &c, VSOCK_OP_CREDIT_UPDATE, 0, NULL, 0);
+		pump(&t);
+	}
+	ck_assert_uint_eq(c.nr_shutdown, 1);
+	ck_assert_uint_eq(c.peer_shutdown, SHUT_BOTH);
+	ck_assert_uint_eq(c.rxlen, sizeof(hbuf));
+	ck_assert_mem_eq(c.rxdata, hbuf, sizeof(hbuf));
+	ck_assert_uint_eq(c.nr_rst, 0);
+	gc_send(&t, &c, VSOCK_OP_RST, 0, NULL, 0);
+	pump(&t);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	gc_free(&c);
+	vt_fini(&t);
+}
+END_TEST
+
+#define NRESET 100
+
+/* Resets of real connections while rx is full are all delivered, however many. */
+START_TEST(test_conn_rsts_never_lost)
+{
+	struct vt t;
+	static struct gconn c[NRESET];
+	static int fds[NRESET];
+	bool seen[NRESET] = { false };
+	unsigned int rsts = 0, k = 0;
+	struct pkt p;
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 4400), 0);
+	for (unsigned int i = 0; i < NRESET; i++)
+		fds[i] = establish(&t, &c[i], 70000 + i, 4400, 65536);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), NRESET);
+	drain_fifo(&t);
+	/* The guest stops posting rx buffers; host bytes use up the ones it had. */
+	t.rx_repost = false;
+	for (unsigned int s = 0; s < t.rx_slots; s++) {
+		bool any = false;
+
+		for (unsigned int j = 0; j < t.rx_slots; j++)
+			any |= t.rx_posted[j];
+		if (!any)
+			break;
+		host_write(fds[k++ % NRESET], "x", 1);
+		pump(&t);
+	}
+	for (unsigned int j = 0; j < t.rx_slots; j++)
+		ck_assert(!t.rx_posted[j]);
+	drain_fifo(&t);
+	/* The guest gets every connection reset: SHUTDOWN(RCV|SEND), or an unknown op. */
+	for (unsigned int i = 0; i < NRESET; i++) {
+		if (i % 2)
+			gc_post(&t, &c[i], 42, 0, NULL, 0);
+		else
+			gc_post(&t, &c[i], VSOCK_OP_SHUTDOWN, SHUT_BOTH, NULL, 0);
+		if (i % 32 == 31)
+			tx_kick(&t);
+	}
+	tx_kick(&t);
+	ck_assert_uint_eq(t.tx_used_seen, t.tx_avail);
+	ck_assert_uint_eq(rd(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+	/* Owing a RST is not being open. */
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	for (unsigned int i = 0; i < NRESET; i++) {
+		host_eof(&t, fds[i]);
+		close(fds[i]);
+	}
+	/* Buffers again: one RST per connection, none lost. */
+	t.rx_repost = true;
+	rx_post_n(&t, QSIZE);
+	rx_kick(&t);
+	while (next_pkt(&t, &p)) {
+		ck_assert_msg(p.h.op == VSOCK_OP_RST, "op %u %u -> %u", p.h.op, p.h.src_port,
+			      p.h.dst_port);
+		ck_assert_uint_eq(p.h.src_port, 4400);
+		ck_assert_uint_ge(p.h.dst_port, 70000);
+		ck_assert_uint_lt(p.h.dst_port, 70000 + NRESET);
+		ck_assert_msg(!seen[p.h.dst_port - 70000], "two RSTs for port %u", p.h.dst_port);
+		seen[p.h.dst_port - 70000] = true;
+		rsts++;
+	}
+	ck_assert_uint_eq(rsts, NRESET);
+	for (unsigned int i = 0; i < NRESET; i++)
+		ck_assert_uint_eq(c[i].nr_rst, 1);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	/* The slots are free again. */
+	{
+		struct gconn g;
+		char got[2];
+		int fd = establish(&t, &g, 79999, 4400, 65536);
+
+		gc_send(&t, &g, VSOCK_OP_RW, 0, "ok", 2);
+		read_exact(&t, fd, got, 2);
+		ck_assert_mem_eq(got, "ok", 2);
+		ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 1);
+		close(fd);
+		gc_free(&g);
+	}
+	for (unsigned int i = 0; i < NRESET; i++)
+		gc_free(&c[i]);
+	vt_fini(&t);
+}
+END_TEST
+
+static void ev_post(struct vt *t, uint16_t desc)
+{
+	put_le(t->ram + EV_BUF + 8 * desc, 0xffffffffu, 4);
+	put_desc(t, EV_DESC, desc, EV_BUF + 8 * desc, 4, VIRTQ_DESC_F_WRITE, 0);
+	avail_push(t, EV_AVAIL, EV_QSIZE, &t->ev_avail, desc);
+	virtio_mmio_notify(&t->v->mmio, VSOCK_QUEUE_EVENT);
+}
+
+/*
+ * TRANSPORT_RESET without an event buffer: -1, and each connection is reset
+ * with a RST (no guest socket waits forever).  With one: 0, the event, and
+ * no RSTs (the guest drops its connections itself).
+ */
+START_TEST(test_transport_reset_without_event_buffer)
+{
+	struct vt t;
+	struct gconn c[3];
+	int fds[3];
+	bool seen[3] = { false };
+	unsigned int rsts = 0;
+	uint16_t used;
+	uint8_t *e;
+	struct pkt p;
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 4500), 0);
+	/* Use up the event buffers while nothing is open. */
+	for (unsigned int i = 0; i < NR_EV_BUFS; i++)
+		ck_assert_int_eq(virtio_vsock_transport_reset(t.v), 0);
+	ck_assert_uint_eq(used_idx(&t, EV_USED), NR_EV_BUFS);
+	for (unsigned int i = 0; i < 3; i++)
+		fds[i] = establish(&t, &c[i], 6500 + i, 4500, 65536);
+	drain_fifo(&t);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 3);
+	ck_assert_int_eq(virtio_vsock_transport_reset(t.v), -1);
+	ck_assert_uint_eq(used_idx(&t, EV_USED), NR_EV_BUFS);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	while (next_pkt(&t, &p)) {
+		ck_assert_msg(p.h.op == VSOCK_OP_RST, "op %u", p.h.op);
+		ck_assert_uint_eq(p.h.src_port, 4500);
+		ck_assert_uint_ge(p.h.dst_port, 6500);
+		ck_assert_uint_lt(p.h.dst_port, 6503);
+		ck_assert(!seen[p.h.dst_port - 6500]);
+		seen[p.h.dst_port - 6500] = true;
+		rsts++;
+	}
+	ck_assert_uint_eq(rsts, 3);
+	for (unsigned int i = 0; i < 3; i++) {
+		host_eof(&t, fds[i]);
+		close(fds[i]);
+	}
+
+	/* An event buffer again: the event, no RSTs. */
+	ev_post(&t, NR_EV_BUFS);
+	ck_assert_uint_eq(used_idx(&t, EV_USED), NR_EV_BUFS);
+	for (unsigned int i = 0; i < 2; i++)
+		fds[i] = establish(&t, &c[i], 6510 + i, 4500, 65536);
+	drain_fifo(&t);
+	ck_assert_int_eq(virtio_vsock_transport_reset(t.v), 0);
+	used = used_idx(&t, EV_USED);
+	ck_assert_uint_eq(used, NR_EV_BUFS + 1);
+	e = t.ram + EV_USED + 4 + 8 * ((used - 1) % EV_QSIZE);
+	ck_assert_uint_eq(tu_get32(e), NR_EV_BUFS);
+	ck_assert_uint_eq(tu_get32(e + 4), 4);
+	ck_assert_uint_eq(get_le(t.ram + EV_BUF + 8 * NR_EV_BUFS, 4), VSOCK_EVENT_TRANSPORT_RESET);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		host_eof(&t, fds[i]);
+		close(fds[i]);
+	}
+	expect_quiet(&t);
+	for (unsigned int i = 0; i < 3; i++)
+		gc_free(&c[i]);
+	vt_fini(&t);
+}
+END_TEST
+
+/* After the guest's SHUTDOWN(RCV) host bytes are not sent to it; its own still go. */
+START_TEST(test_guest_shutdown_rcv)
+{
+	struct vt t;
+	struct gconn c;
+	char got[8];
+	int fd;
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 1024), 0);
+	fd = establish(&t, &c, 5022, 1024, 65536);
+	drain_fifo(&t);
+	gc_send(&t, &c, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV, NULL, 0);
+	pump(&t);
+	host_write(fd, "unwanted", 8);
+	vpoll(&t, 50);
+	vpoll(&t, 10);
+	ck_assert_uint_eq(count_pkts(&t, VSOCK_OP_RW), 0);
+	ck_assert_uint_eq(c.rx_cnt, 0);
+	ck_assert_uint_eq(c.nr_rst, 0);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 1);
+	/* The other direction still works. */
+	gc_send(&t, &c, VSOCK_OP_RW, 0, "still", 5);
+	read_exact(&t, fd, got, 5);
+	ck_assert_mem_eq(got, "still", 5);
+	host_write(fd, "more", 4);
+	vpoll(&t, 50);
+	ck_assert_uint_eq(count_pkts(&t, VSOCK_OP_RW), 0);
+	ck_assert_uint_eq(c.rx_cnt, 0);
+	close(fd);
+	gc_free(&c);
+	vt_fini(&t);
+}
+END_TEST
+
+/* A CREDIT_REQUEST while CLOSING (the device sent SHUTDOWN(RCV|SEND)) is answered. */
+START_TEST(test_credit_request_closing)
+{
+	struct vt t;
+	struct gconn c;
+	struct pkt p;
+	char got[4];
+	int fd;
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 1024), 0);
+	fd = establish(&t, &c, 5023, 1024, 65536);
+	gc_send(&t, &c, VSOCK_OP_RW, 0, "abc", 3);
+	read_exact(&t, fd, got, 3);
+	ck_assert_mem_eq(got, "abc", 3);
+	close(fd);
+	vpoll(&t, 10);
+	p = expect_pkt(&t, VSOCK_OP_SHUTDOWN, 1024, 5023);
+	ck_assert_uint_eq(p.h.flags, SHUT_BOTH);
+	expect_quiet(&t);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 1);
+	gc_send(&t, &c, VSOCK_OP_CREDIT_REQUEST, 0, NULL, 0);
+	ck_assert_msg(next_pkt_ex(&t, &p, true), "no answer to CREDIT_REQUEST while closing");
+	ck_assert_uint_eq(p.h.op, VSOCK_OP_CREDIT_UPDATE);
+	ck_assert_uint_eq(p.h.src_port, 1024);
+	ck_assert_uint_eq(p.h.dst_port, 5023);
+	ck_assert_uint_eq(p.h.len, 0);
+	ck_assert_uint_eq(p.h.buf_alloc, VSOCK_CONN_BUF);
+	ck_assert_uint_eq(p.h.fwd_cnt, 3);
+	ck_assert(!next_pkt_ex(&t, &p, true));
+	ck_assert_uint_eq(c.nr_rst, 0);
+	gc_send(&t, &c, VSOCK_OP_RST, 0, NULL, 0);
+	expect_quiet(&t);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	gc_free(&c);
+	vt_fini(&t);
+}
+END_TEST
+
 static Suite *virtio_vsock_suite(void)
 {
 	Suite *s = suite_create("virtio_vsock");
@@ -2722,6 +3103,7 @@ static Suite *virtio_vsock_suite(void)
 	tcase_add_test(basic, test_credit_inconsistent_counts_as_zero);
 	tcase_add_test(basic, test_credit_request);
 	tcase_add_test(basic, test_credit_update_unasked);
+	tcase_add_test(basic, test_credit_small_guest_buffer);
 	tcase_add_test(basic, test_request_refused);
 	suite_add_tcase(s, basic);
 
@@ -2734,6 +3116,10 @@ static Suite *virtio_vsock_suite(void)
 	tcase_add_test(close_tc, test_destroy_closes_everything);
 	tcase_add_test(close_tc, test_transport_reset);
 	tcase_add_test(close_tc, test_close_all);
+	tcase_add_test(close_tc, test_host_gone_credit_flows);
+	tcase_add_test(close_tc, test_transport_reset_without_event_buffer);
+	tcase_add_test(close_tc, test_guest_shutdown_rcv);
+	tcase_add_test(close_tc, test_credit_request_closing);
 	suite_add_tcase(s, close_tc);
 
 	tcase_set_timeout(host, 30);
@@ -2765,6 +3151,7 @@ static Suite *virtio_vsock_suite(void)
 	tcase_add_test(bad, test_backlog_limit);
 	tcase_add_test(bad, test_connection_flood);
 	tcase_add_test(bad, test_rst_flood_bounded);
+	tcase_add_test(bad, test_conn_rsts_never_lost);
 	suite_add_tcase(s, bad);
 
 	tcase_set_timeout(bulk, 300);
