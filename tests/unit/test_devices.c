@@ -70,6 +70,7 @@ END_TEST
 
 struct ctl_seen {
 	int boots;
+	int readies;
 	int exits;
 	uint32_t status;
 	uint32_t phase;
@@ -79,7 +80,9 @@ static void seen_boot(void *o) { ((struct ctl_seen *)o)->boots++; }
 static void seen_exit(void *o, uint32_t s) { ((struct ctl_seen *)o)->exits++; ((struct ctl_seen *)o)->status = s; }
 static void seen_phase(void *o, uint32_t p) { ((struct ctl_seen *)o)->phase = p; }
 
-static const struct ctl_dev_ops seen_ops = { seen_boot, seen_exit, seen_phase };
+static void seen_ready(void *o) { ((struct ctl_seen *)o)->readies++; }
+
+static const struct ctl_dev_ops seen_ops = { seen_boot, seen_exit, seen_phase, seen_ready };
 
 START_TEST(test_ctl_registers)
 {
@@ -94,6 +97,10 @@ START_TEST(test_ctl_registers)
 	ctl_dev_access(&c, MSVMM_CTL_BOOT, (uint8_t *)&v, 4, true);
 	v = 9;
 	ctl_dev_access(&c, MSVMM_CTL_PHASE, (uint8_t *)&v, 4, true);
+	ck_assert_int_eq(s.readies, 0);
+	v = 1;
+	ctl_dev_access(&c, MSVMM_CTL_READY, (uint8_t *)&v, 4, true);
+	ck_assert_int_eq(s.readies, 1);
 	v = MSVMM_CTL_EXIT_SIGNALED | 15;
 	ctl_dev_access(&c, MSVMM_CTL_EXIT, (uint8_t *)&v, 4, true);
 	ck_assert_int_eq(s.boots, 1);
@@ -113,10 +120,12 @@ START_TEST(test_ctl_rejects_odd_accesses)
 	/* Narrow, misaligned and unknown-register writes do nothing. */
 	ctl_dev_access(&c, MSVMM_CTL_EXIT, b, 1, true);
 	ctl_dev_access(&c, MSVMM_CTL_EXIT + 1, b, 2, true);
-	ctl_dev_access(&c, 0x10, b, 4, true);
+	ctl_dev_access(&c, MSVMM_CTL_READY + 4, b, 4, true);
+	ctl_dev_access(&c, MSVMM_CTL_READY, b, 2, true);
 	ctl_dev_access(&c, MSVMM_CTL_MAGIC, b, 2, false);
 	ck_assert_int_eq(s.exits, 0);
 	ck_assert_int_eq(s.boots, 0);
+	ck_assert_int_eq(s.readies, 0);
 	ck_assert_uint_eq(b[0], 0xff);
 	ck_assert_uint_eq(b[1], 0xff);
 }
