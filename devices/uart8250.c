@@ -37,12 +37,35 @@ static void uart_update_irq(struct uart8250 *u)
 
 static void uart_tx(struct uart8250 *u, uint8_t c)
 {
+	u->tail[u->tail_pos] = (char)c;
+	u->tail_pos = (u->tail_pos + 1) % UART_TAIL_SIZE;
 	u->bytes_out++;
 	if (u->out_fd < 0)
 		return;
 	/* A full pipe or terminal blocks the guest rather than losing output. */
 	while (write(u->out_fd, &c, 1) < 0 && errno == EINTR)
 		;
+}
+
+size_t uart8250_last_line(const struct uart8250 *u, char *out, size_t len)
+{
+	char buf[UART_TAIL_SIZE];
+	size_t n = u->bytes_out < UART_TAIL_SIZE ? (size_t)u->bytes_out : UART_TAIL_SIZE;
+	size_t start = (u->tail_pos + UART_TAIL_SIZE - n) % UART_TAIL_SIZE, end, begin, i, o = 0;
+
+	if (!len)
+		return 0;
+	for (i = 0; i < n; i++)
+		buf[i] = u->tail[(start + i) % UART_TAIL_SIZE];
+	/* Skip trailing line ends, then back to the start of that line. */
+	for (end = n; end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == '\r'); end--)
+		;
+	for (begin = end; begin > 0 && buf[begin - 1] != '\n'; begin--)
+		;
+	for (i = begin; i < end && o + 1 < len; i++)
+		out[o++] = (unsigned char)buf[i] < 0x20 || buf[i] == 0x7f ? '?' : buf[i];
+	out[o] = '\0';
+	return o;
 }
 
 static uint8_t uart_msr(const struct uart8250 *u)

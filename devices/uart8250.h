@@ -8,11 +8,13 @@
 #define MSVMM_UART8250_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define UART_COM1_BASE 0x3f8
 #define UART_COM1_IRQ 4
 #define UART_NR_REGS 8
+#define UART_TAIL_SIZE 512
 
 typedef void (*uart_irq_fn)(void *opaque, int level);
 
@@ -22,11 +24,20 @@ struct uart8250 {
 	int irq_level;
 	int out_fd;        /* -1: discard output */
 	uint64_t bytes_out;
+	/* The last bytes sent, for error messages when the console goes nowhere. */
+	char tail[UART_TAIL_SIZE];
+	unsigned int tail_pos; /* next write position; the ring is full once bytes_out >= size */
 	uart_irq_fn irq;
 	void *irq_opaque;
 };
 
 void uart8250_init(struct uart8250 *u, int out_fd, uart_irq_fn irq, void *irq_opaque);
+/*
+ * The last non-empty line the guest printed, control characters replaced,
+ * NUL-terminated in out (at most len - 1 bytes).  Returns its length (0: none).
+ * Not thread-safe: call when the vCPUs are stopped.
+ */
+size_t uart8250_last_line(const struct uart8250 *u, char *out, size_t len);
 /* Port access relative to the base; matches bus_handler. */
 void uart8250_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 

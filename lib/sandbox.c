@@ -85,8 +85,12 @@ static int sandbox_boot_failed(struct msvmm_sandbox *sb, msvmm_error *err)
 			*err = sb->run_err;
 		return sb->run_rc;
 	}
-	return err_set(err, MSVMM_EGUEST,
-		       "guest-init stopped (status %d) before its agent started; its console says why",
+	char line[200];
+
+	if (uart8250_last_line(&vm_machine(sb->vm)->uart, line, sizeof(line)))
+		return err_set(err, MSVMM_EGUEST, "guest-init stopped (status %d) before its agent started: %s",
+			       sb->run_res.status, line);
+	return err_set(err, MSVMM_EGUEST, "guest-init stopped (status %d) before its agent started",
 		       sb->run_res.status);
 }
 

@@ -394,6 +394,19 @@ static void vm_fill_times(struct msvmm_vm *vm, msvmm_result *res)
 	res->pvm_faults_injected = p->nr_pf_injected + p->nr_gp_injected;
 }
 
+/* The guest went away on its own: say so, with its last console line when there is one. */
+static int vm_died(struct msvmm_vm *vm, const char *how, msvmm_error *err)
+{
+	char line[200];
+
+	if (uart8250_last_line(&vm->m.uart, line, sizeof(line)))
+		return err_set(err, MSVMM_EGUEST, "the guest %s before guest-init reported the command's status; "
+			       "its console said: %s", how, line);
+	return err_set(err, MSVMM_EGUEST,
+		       "the guest %s before guest-init reported the command's status (kernel panic? rerun with --console)",
+		       how);
+}
+
 int msvmm_vm_run(msvmm_vm *vm, msvmm_result *res, msvmm_error *err)
 {
 	enum machine_end end;
@@ -415,9 +428,7 @@ int msvmm_vm_run(msvmm_vm *vm, msvmm_result *res, msvmm_error *err)
 		return 0;
 	case MACHINE_END_RESET:
 	case MACHINE_END_SHUTDOWN:
-		return err_set(err, MSVMM_EGUEST,
-			       "the guest %s before guest-init reported the command's status (kernel panic? rerun with --console)",
-			       end == MACHINE_END_RESET ? "rebooted" : "shut down");
+		return vm_died(vm, end == MACHINE_END_RESET ? "rebooted" : "shut down", err);
 	case MACHINE_END_TIMEOUT:
 		return err_set(err, MSVMM_ETIMEDOUT, "the guest did not finish within %llu ms",
 			       (unsigned long long)vm->timeout_ms);

@@ -87,6 +87,40 @@ START_TEST(test_thr_writes_to_fd)
 }
 END_TEST
 
+static void send_str(const char *s)
+{
+	while (*s)
+		wr(RBR_THR, (uint8_t)*s++);
+}
+
+START_TEST(test_last_line)
+{
+	char line[64];
+
+	uart8250_init(&u, -1, NULL, NULL);
+	ck_assert_uint_eq(uart8250_last_line(&u, line, sizeof(line)), 0);
+	ck_assert_str_eq(line, "");
+	send_str("first\r\nmsvmm-init: root disk /dev/vda: no such device\n\n");
+	ck_assert_uint_eq(uart8250_last_line(&u, line, sizeof(line)), 46);
+	ck_assert_str_eq(line, "msvmm-init: root disk /dev/vda: no such device");
+	/* Control bytes are not passed on; a short buffer truncates. */
+	send_str("a\x1b[2Jb\tc");
+	uart8250_last_line(&u, line, sizeof(line));
+	ck_assert_str_eq(line, "a?[2Jb?c");
+	ck_assert_uint_eq(uart8250_last_line(&u, line, 4), 3);
+	ck_assert_str_eq(line, "a?[");
+	/* Past the ring's size only the newest bytes count. */
+	for (int i = 0; i < UART_TAIL_SIZE; i++)
+		wr(RBR_THR, 'x');
+	send_str("\nlast");
+	uart8250_last_line(&u, line, sizeof(line));
+	ck_assert_str_eq(line, "last");
+	for (int i = 0; i < 2 * UART_TAIL_SIZE; i++)
+		wr(RBR_THR, 'y');
+	ck_assert_uint_eq(uart8250_last_line(&u, line, sizeof(line)), sizeof(line) - 1);
+}
+END_TEST
+
 START_TEST(test_discard_output)
 {
 	struct uart8250 d;
@@ -297,6 +331,7 @@ static Suite *uart_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_thr_writes_to_fd);
 	tcase_add_test(tc, test_discard_output);
+	tcase_add_test(tc, test_last_line);
 	tcase_add_test(tc, test_dlab_switches_divisor_latch);
 	tcase_add_test(tc, test_lsr_transmitter_always_empty);
 	tcase_add_test(tc, test_iir_thri);
