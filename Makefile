@@ -106,13 +106,23 @@ $(AGENT_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/unit/%.c \
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Iguest-init -Itests/unit -o $@ $< \
 		$(BUILD)/san/guest-init/agent.o $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
 
+# The end-to-end sandbox test (run by tests/e2e/run.sh) uses only the public API.
+$(BUILD)/tests-e2e/sandbox: tests/e2e/sandbox.c tests/e2e/gen.h $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/e2e -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
+
+# bench/exec.sh's timer: first output byte of a command, vsock latency and throughput.
+$(BUILD)/bin/msvmm-execbench: bench/execbench.c tests/e2e/gen.h $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/e2e -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS)
+
 unit: $(TESTS) $(GUESTS)
 	@bash tests/run-unit.sh $(BUILD)/tests
 
 unit-san: $(SAN_TESTS) $(GUESTS)
 	@bash tests/run-unit.sh $(BUILD)/tests-san
 
-e2e: all
+e2e: all $(BUILD)/tests-e2e/sandbox
 	@bash tests/e2e/run.sh $(BUILD)
 
 check: deps all
@@ -121,9 +131,10 @@ check: deps all
 run: all
 	$(BUILD)/bin/msx busybox -- echo hello from a microVM
 
-bench: all
+bench: all $(BUILD)/bin/msvmm-execbench
 	@bash bench/boot.sh $(BUILD)
 	@bash bench/blk.sh $(BUILD)
+	@bash bench/exec.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -9,19 +9,37 @@
  *                           1 if there was any.  Run two or more at once: a
  *                           VMM/guest that does not save extended state at
  *                           context switch makes processes corrupt each other.
+ *   mstest gen SEED BYTES   write BYTES bytes of test stream SEED (gen.h) to
+ *                           stdout
+ *   mstest vsock-echo PORT  serve AF_VSOCK PORT: every connection gets back
+ *                           what it sends, then EOF once it half-closes (one
+ *                           process per connection); prints nothing
+ *   mstest vsock-cat CID PORT
+ *                           connect to CID:PORT, send stdin and half-close
+ *                           at its end, while copying what comes back to
+ *                           stdout until EOF
  */
 #include <cpuid.h>
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/vm_sockets.h>
+
+#include "gen.h"
 
 #define NR_ZMM 32
 #define NR_YMM 16
 #define SPIN 20000
+#define IO_CHUNK (64 * 1024)
 
 static int cmd_upper(void)
 {
@@ -133,12 +151,236 @@ static int cmd_vregs(int seconds)
 	return bad ? 1 : 0;
 }
 
+/* A decimal number in [0, max]; -1 when s is not one. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* All of buf to fd; -1 on error (errno says why). */
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Copy in to out until EOF on in: 0, or -1 (errno says why). */
+static int copy_fd(int in, int out)
+{
+	static uint8_t buf[IO_CHUNK];
+
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (write_all(out, buf, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+static int cmd_gen(const char *seed_s, const char *bytes_s)
+{
+	static uint8_t buf[IO_CHUNK];
+	uint64_t seed, bytes, off = 0;
+
+	if (parse_u64(seed_s, UINT64_MAX, &seed) < 0 || parse_u64(bytes_s, UINT64_MAX, &bytes) < 0) {
+		fprintf(stderr, "mstest gen: SEED and BYTES must be decimal numbers\n");
+		return 2;
+	}
+	while (off < bytes) {
+		size_t n = bytes - off < sizeof(buf) ? (size_t)(bytes - off) : sizeof(buf);
+
+		gen_fill(seed, off, buf, n);
+		if (write_all(STDOUT_FILENO, buf, n) < 0) {
+			fprintf(stderr, "mstest gen: write: %s\n", strerror(errno));
+			return 1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+static int vsock_port(const char *s, uint32_t *port)
+{
+	uint64_t v;
+
+	if (parse_u64(s, UINT32_MAX - 1, &v) < 0)
+		return -1;
+	*port = (uint32_t)v;
+	return 0;
+}
+
+/* One connection of vsock-echo: everything back, then our own half close. */
+static int echo_conn(int fd)
+{
+	int rc = copy_fd(fd, fd);
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		rc = -1;
+	close(fd);
+	return rc < 0 ? 1 : 0;
+}
+
+static int cmd_vsock_echo(const char *port_s)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY };
+	int lfd;
+
+	if (vsock_port(port_s, &sa.svm_port) < 0) {
+		fprintf(stderr, "mstest vsock-echo: bad port '%s'\n", port_s);
+		return 2;
+	}
+	/* Children are reaped by the kernel; a peer that resets must not kill us. */
+	signal(SIGCHLD, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	lfd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 128) < 0) {
+		fprintf(stderr, "mstest vsock-echo: port %u: %s\n", sa.svm_port, strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		pid_t pid;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			fprintf(stderr, "mstest vsock-echo: accept: %s\n", strerror(errno));
+			return 1;
+		}
+		pid = fork();
+		if (pid == 0) {
+			close(lfd);
+			_exit(echo_conn(fd));
+		}
+		if (pid < 0)
+			fprintf(stderr, "mstest vsock-echo: fork: %s\n", strerror(errno));
+		close(fd);
+	}
+}
+
+/*
+ * vsock-cat's two directions at once: stdin to the socket (then a half
+ * close), the socket to stdout until EOF.  Sending everything before reading
+ * anything would deadlock with a peer that echoes more than the buffers hold.
+ */
+static int cat_pump(int fd)
+{
+	static uint8_t buf[IO_CHUNK];
+	int in_open = 1;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+		};
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "mstest vsock-cat: poll: %s\n", strerror(errno));
+			return 1;
+		}
+		if (p[1].revents) {
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n < 0 && errno != EINTR) {
+				fprintf(stderr, "mstest vsock-cat: stdin: %s\n", strerror(errno));
+				return 1;
+			}
+			if (n > 0 && write_all(fd, buf, (size_t)n) < 0) {
+				fprintf(stderr, "mstest vsock-cat: sending: %s\n", strerror(errno));
+				return 1;
+			}
+			if (n == 0) {
+				in_open = 0;
+				if (shutdown(fd, SHUT_WR) < 0) {
+					fprintf(stderr, "mstest vsock-cat: shutdown: %s\n", strerror(errno));
+					return 1;
+				}
+			}
+		}
+		if (p[0].revents) {
+			n = read(fd, buf, sizeof(buf));
+			if (n < 0 && errno != EINTR) {
+				fprintf(stderr, "mstest vsock-cat: receiving: %s\n", strerror(errno));
+				return 1;
+			}
+			if (n == 0 && in_open) {
+				fprintf(stderr, "mstest vsock-cat: the peer closed before the end of stdin\n");
+				return 1;
+			}
+			if (n == 0)
+				return 0;
+			if (n > 0 && write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
+				fprintf(stderr, "mstest vsock-cat: stdout: %s\n", strerror(errno));
+				return 1;
+			}
+		}
+	}
+}
+
+static int cmd_vsock_cat(const char *cid_s, const char *port_s)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK };
+	uint64_t cid;
+	int fd, rc;
+
+	if (parse_u64(cid_s, UINT32_MAX, &cid) < 0 || vsock_port(port_s, &sa.svm_port) < 0) {
+		fprintf(stderr, "mstest vsock-cat: bad CID '%s' or port '%s'\n", cid_s, port_s);
+		return 2;
+	}
+	sa.svm_cid = (unsigned int)cid;
+	signal(SIGPIPE, SIG_IGN);
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "mstest vsock-cat: connect %s:%s: %s\n", cid_s, port_s, strerror(errno));
+		return 1;
+	}
+	rc = cat_pump(fd);
+	close(fd);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "upper"))
 		return cmd_upper();
 	if (argc >= 3 && !strcmp(argv[1], "vregs"))
 		return cmd_vregs(atoi(argv[2]));
-	fprintf(stderr, "usage: mstest upper | mstest vregs SECONDS\n");
+	if (argc == 4 && !strcmp(argv[1], "gen"))
+		return cmd_gen(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "vsock-echo"))
+		return cmd_vsock_echo(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "vsock-cat"))
+		return cmd_vsock_cat(argv[2], argv[3]);
+	fprintf(stderr, "usage: mstest upper | vregs SECONDS | gen SEED BYTES | vsock-echo PORT |"
+			" vsock-cat CID PORT\n");
 	return 2;
 }

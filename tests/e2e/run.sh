@@ -24,10 +24,11 @@ nok() {
 }
 
 # expect NAME STATUS STDOUT_FILE_OR_- -- MSX_ARGS...: run msx, compare status and stdout bytes.
+# msx's stdin is $EXPECT_STDIN (default /dev/null): `EXPECT_STDIN=FILE expect ...`.
 expect() {
 	local name=$1 want=$2 want_out=$3
 	shift 4
-	timeout 900 "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+	timeout 900 "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" <"${EXPECT_STDIN:-/dev/null}"
 	local got=$?
 	if [ "$got" != "$want" ]; then
 		nok "$name" "exit status $got, want $want"
@@ -36,6 +37,11 @@ expect() {
 	else
 		ok "$name"
 	fi
+}
+
+# expect_stderr NAME STDERR_FILE: the last expect's stderr, byte for byte.
+expect_stderr() {
+	if cmp -s "$WORK/err" "$2"; then ok "$1"; else nok "$1" "stderr differs from $(od -c "$2" | head -2 | tr -s ' ')"; fi
 }
 
 # A test image: the busybox image plus the static mstest helper, as a second archive.
@@ -58,6 +64,48 @@ expect "exit 255" 255 - -- busybox -- sh -c 'exit 255'
 expect "killed by SIGTERM gives 143" 143 - -- busybox -- sh -c 'kill -TERM $$'
 expect "missing command gives 127" 127 - -- busybox -- /no/such/command
 if grep -qE "not found|No such file" "$WORK/err" "$WORK/out"; then ok "missing command says not found"; else nok "missing command says not found" "no message"; fi
+
+# Commands run through the vsock agent: stdin with -i only, separate streams, signals, ptys.
+printf 'abc' >"$WORK/abc.txt"
+EXPECT_STDIN=$WORK/abc.txt expect "-i forwards stdin" 0 "$WORK/abc.txt" -- -i busybox -- cat
+EXPECT_STDIN=$WORK/abc.txt expect "without -i stdin is empty" 0 /dev/null -- busybox -- cat
+expect "--timeout gives 124" 124 - -- --timeout 2 busybox -- sleep 100
+expect "killed by SIGKILL gives 137" 137 - -- busybox -- sh -c 'kill -KILL $$'
+printf 'out\n' >"$WORK/out1.txt"
+printf 'err\n' >"$WORK/err1.txt"
+expect "stdout apart from stderr, exit 3" 3 "$WORK/out1.txt" -- busybox -- sh -c 'echo out; echo err >&2; exit 3'
+expect_stderr "stderr apart from stdout" "$WORK/err1.txt"
+printf 'b\n/tmp\n' >"$WORK/envwd.txt"
+# shellcheck disable=SC2016 # $A is the guest shell's
+expect "-e and -w" 0 "$WORK/envwd.txt" -- -w /tmp -e A=b busybox -- sh -c 'echo $A; pwd'
+# Neither stdin nor stdout is a terminal here: msx falls back to 24x80; the pty turns \n into \r\n.
+printf '24 80\r\n' >"$WORK/stty.txt"
+expect "-t runs on a 24x80 pty" 0 "$WORK/stty.txt" -- -t busybox -- stty size
+
+# Ctrl-C: SIGINT to msx reaches the command, which dies of it (130).  The
+# default disposition is restored first: a script's background jobs ignore SIGINT.
+env --default-signal=INT "$MSX" busybox -- sh -c 'echo ready; sleep 100' >"$WORK/out" 2>"$WORK/err" </dev/null &
+msx_pid=$!
+for _ in $(seq 1200); do
+	grep -q ready "$WORK/out" 2>/dev/null && break
+	kill -0 "$msx_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if grep -q ready "$WORK/out"; then
+	kill -INT "$msx_pid"
+	# A watchdog, quiet so that its sleep holds none of our output open.
+	( sleep 60; kill -KILL "$msx_pid" ) >/dev/null 2>&1 &
+	killer=$!
+	wait "$msx_pid"
+	got=$?
+	kill "$killer" 2>/dev/null
+	wait "$killer" 2>/dev/null
+	if [ "$got" = 130 ]; then ok "SIGINT to msx gives 130"; else nok "SIGINT to msx gives 130" "exit status $got"; fi
+else
+	kill -KILL "$msx_pid" 2>/dev/null
+	wait "$msx_pid" 2>/dev/null
+	nok "SIGINT to msx gives 130" "the command never printed ready"
+fi
 
 # A guest that halts for good (interrupts off) ends the VM instead of hanging it.
 expect "halted guest ends the VM" 125 - -- busybox -- halt -f
@@ -96,9 +144,8 @@ if [ -f "$PYIMG/rootfs.ext4" ]; then
 	base_sum=$(sha256sum <"$PYIMG/rootfs.ext4")
 	printf '42\n' >"$WORK/42.txt"
 	expect "python prints 42" 0 "$WORK/42.txt" -- python -- python3 -c 'print(6*7)'
-	# Both streams share the console until the vsock agent separates them.
-	printf 'out\nerr\n' >"$WORK/out.txt"
-	expect "python: output and exit 3" 3 "$WORK/out.txt" -- python -- python3 -c "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+	expect "python: output and exit 3" 3 "$WORK/out1.txt" -- python -- python3 -c "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+	expect_stderr "python: stderr apart from stdout" "$WORK/err1.txt"
 	expect "python: write a file" 0 - -- python -- sh -c 'echo kept >/root/state.txt && cat /root/state.txt'
 	expect "python: the file is gone in the next sandbox" 1 - -- python -- sh -c 'test -e /root/state.txt'
 	if [ "$base_sum" = "$(sha256sum <"$PYIMG/rootfs.ext4")" ]; then ok "python: base image unchanged"; else nok "python: base image unchanged" "hash changed"; fi
@@ -126,6 +173,17 @@ SH
 		sh -c '/usr/bin/mstest vregs 60 & a=$!; /usr/bin/mstest vregs 60; b=$?; wait $a; exit $((b + $?))'
 	cat "$WORK/out"
 	grep "emulated" "$WORK/err"
+	# The library's sandbox API in one sandbox: tests/e2e/sandbox.c (its log goes to $WORK/err).
+	SANDBOX_TEST=$B/tests-e2e/sandbox
+	: >"$WORK/out"
+	if [ ! -x "$SANDBOX_TEST" ]; then
+		: >"$WORK/err"
+		nok "sandbox API tests" "$SANDBOX_TEST missing (make e2e builds it)"
+	elif TMPDIR=$WORK timeout 3600 "$SANDBOX_TEST" "$WORK/images/bbtest" "$B/share/msvmm" >"$WORK/err" 2>&1; then
+		ok "sandbox API tests ($(grep -c ':P:' "$WORK/err") passed)"
+	else
+		nok "sandbox API tests" "$(grep -E ':[FE]:|TIMEOUT' "$WORK/err" | head -5)"
+	fi
 else
 	nok "build test image" "mstest or msvmm-mkinitramfs failed"
 fi
