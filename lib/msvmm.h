@@ -50,6 +50,7 @@ enum msvmm_errcode {
 	MSVMM_ETIMEDOUT = 9, /* the guest did not finish in time */
 	MSVMM_EINTERNAL = 10,
 	MSVMM_ESTOPPED = 11, /* the VM was stopped by msvmm_vm_stop() */
+	MSVMM_ECONNREFUSED = 12, /* nothing listens on that vsock port (yet) */
 };
 
 typedef struct msvmm_error {
@@ -144,7 +145,11 @@ void msvmm_vm_destroy(msvmm_vm *vm);
  * is a stream socket fd owned by the caller: write and read it, shutdown
  * (SHUT_WR) for a half close, close() to end it.
  */
-/* Connect to a guest port; waits up to timeout_ms for the guest to accept. */
+/*
+ * Connect to a guest port; waits up to timeout_ms for the guest to accept.
+ * -MSVMM_ECONNREFUSED: nothing listens there (a service still starting may
+ * be retried); -MSVMM_ETIMEDOUT: the guest did not answer.
+ */
 int msvmm_vm_vsock_connect(msvmm_vm *vm, uint32_t port, unsigned int timeout_ms, int *fd, msvmm_error *err);
 /* Accept guest connections to host port (1 .. 2^30-1) from now on. */
 int msvmm_vm_vsock_listen(msvmm_vm *vm, uint32_t port, msvmm_error *err);

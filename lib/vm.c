@@ -489,7 +489,8 @@ static int vm_vsock_errno(int rc, uint32_t port, const char *what, msvmm_error *
 {
 	switch (rc) {
 	case -ECONNREFUSED:
-		return err_set(err, MSVMM_EGUEST, "vsock %s port %u: refused by the guest", what, port);
+		return err_set(err, MSVMM_ECONNREFUSED, "vsock %s port %u: refused by the guest (nothing listens there)",
+			       what, port);
 	case -ETIMEDOUT:
 		return err_set(err, MSVMM_ETIMEDOUT, "vsock %s port %u: timed out", what, port);
 	case -EAGAIN:

@@ -26,6 +26,7 @@ int err_from_errno(int e)
 	case ENOMEM: return MSVMM_ENOMEM;
 	case EINVAL: return MSVMM_EINVAL;
 	case ETIMEDOUT: return MSVMM_ETIMEDOUT;
+	case ECONNREFUSED: return MSVMM_ECONNREFUSED;
 	default: return MSVMM_EIO;
 	}
 }
@@ -46,6 +47,7 @@ const char *msvmm_strerror(int code)
 	case MSVMM_EIO: return "I/O error";
 	case MSVMM_ETIMEDOUT: return "timed out";
 	case MSVMM_ESTOPPED: return "stopped";
+	case MSVMM_ECONNREFUSED: return "connection refused";
 	default: return "internal error";
 	}
 }
