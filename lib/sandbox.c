@@ -27,8 +27,22 @@ static void *sandbox_runner(void *p)
 	return NULL;
 }
 
+/* How long a machine that has ended may take to hand back its result. */
+#define SANDBOX_END_WAIT_MS 5000
+
 bool sandbox_ended(struct msvmm_sandbox *sb, msvmm_error *err)
 {
+	struct machine *m = vm_machine(sb->vm);
+
+	if (atomic_load(&m->end) == MACHINE_RUNNING)
+		return false;
+	/*
+	 * The machine resets its vsock connections just before msvmm_vm_run()
+	 * returns, so the exec that saw its connection end is often a moment
+	 * ahead of the runner: wait for the reason.
+	 */
+	for (int i = 0; i < SANDBOX_END_WAIT_MS && !atomic_load(&sb->ended); i++)
+		usleep(1000);
 	if (!atomic_load(&sb->ended))
 		return false;
 	if (sb->run_rc < 0)
