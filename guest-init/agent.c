@@ -8,10 +8,11 @@
  * The host is trusted more than the command but is still checked: every
  * header goes through agent_hdr_parse() before its payload is read, and no
  * buffer is sized from a length that has not been checked.  Memory is
- * bounded: one received frame (rx_buf), one outgoing frame (tx_buf) and a
- * fixed amount of stdin the command has not taken yet (inq_buf).  When that
- * is full the agent stops reading the socket and the vsock credit flow
- * control throttles the host.
+ * bounded: one received frame (rx_buf), one outgoing frame (tx_buf) and the
+ * stdin the command has not taken yet (inq_buf).  The host sends no more
+ * stdin than AGENT_STDIN_WINDOW ahead of our STDIN_ACKs, and inq_buf holds
+ * that much, so the agent never stops reading frames: a SIGNAL behind stdin
+ * that the command does not read still arrives.
  *
  * On PVM guests each syscall costs thousands of emulated instructions, so
  * the pump reads output in 64 KiB chunks straight behind a frame header and
@@ -48,8 +49,16 @@
 
 #define RX_CAP (AGENT_HDR_SIZE + AGENT_MAX_EXEC)
 #define TX_CAP (AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD)
-/* Stdin accepted from the host but not yet taken by the command. */
-#define INQ_CAP (256u * 1024)
+/*
+ * Stdin accepted from the host but not yet taken by the command: at most
+ * the window, which a host that keeps to it never overruns.
+ */
+#define INQ_CAP AGENT_STDIN_WINDOW
+/*
+ * STDIN_ACK once this much stdin has been taken: the host gets room back
+ * long before the window runs dry, without an ACK for every small write.
+ */
+#define STDIN_ACK_EVERY (32u * 1024)
 /*
  * A pty has no FIONREAD-exact end: after the command exits, read until EIO
  * (no process holds the slave) or EAGAIN, but no more than this, in case
@@ -71,9 +80,10 @@ struct session {
 	int end;		/* enum agent_end, or -1 while the session goes on */
 
 	size_t rx_off, rx_len;	/* received bytes not yet consumed: rx_buf[off, len) */
-	int rx_blocked;		/* the next frame is STDIN that inq cannot take yet */
 	size_t tx_off, tx_len;	/* an output frame partly sent: tx_buf[off, len) */
 	size_t inq_off, inq_len;	/* pending stdin: inq_buf[off, len) */
+	size_t in_held;		/* STDIN payload bytes of those (not the VEOFs a pty gets) */
+	size_t ack_due;		/* payload bytes taken or dropped since the last STDIN_ACK */
 
 	pid_t pid;		/* the command, 0 before it starts */
 	int exited, wstatus;
@@ -200,11 +210,6 @@ static void send_error(struct session *s, uint32_t code, const char *fmt, ...)
 }
 
 /* --- receiving ------------------------------------------------------------- */
-
-static size_t rx_room(const struct session *s)
-{
-	return RX_CAP - (s->rx_len - s->rx_off);
-}
 
 /* recv into the free end of rx_buf: >0 bytes, 0 EOF, -1 error (errno). */
 static ssize_t rx_recv(struct session *s, int flags)
@@ -754,13 +759,18 @@ static const char *exec_start(struct session *s, const struct exec_req *r)
 
 /* --- the running command ------------------------------------------------------ */
 
-/* Stdin the command can no longer take (it closed its end): drop it. */
+/*
+ * Stdin the command can no longer take (it closed its end): drop it, and
+ * acknowledge it as taken so the host's window stays open.
+ */
 static void stdin_gone(struct session *s)
 {
 	if (s->in_fd >= 0 && s->in_fd != s->pty_fd)
 		close(s->in_fd);
 	s->in_fd = -1;
 	s->inq_off = s->inq_len = 0;
+	s->ack_due += s->in_held;
+	s->in_held = 0;
 }
 
 /* Write what the command's stdin takes now; 0, or -1 when it is gone. */
@@ -801,16 +811,23 @@ static void stdin_data(struct session *s, const uint8_t *p, size_t len)
 {
 	ssize_t n = 0;
 
-	if (s->in_fd < 0)
+	if (s->in_fd < 0) {
+		s->ack_due += len;	/* nobody will read it: dropped */
 		return;
+	}
 	s->pty_mid_line = p[len - 1] != '\n';
 	if (s->inq_len == 0) {
 		n = stdin_write(s, p, len);
-		if (n < 0)
+		if (n < 0) {
+			s->ack_due += len;
 			return;
+		}
+		s->ack_due += (size_t)n;
 	}
-	if ((size_t)n < len)
+	if ((size_t)n < len) {
 		inq_append(s, p + n, len - (size_t)n);
+		s->in_held += len - (size_t)n;
+	}
 }
 
 /*
@@ -863,6 +880,11 @@ static void handle_run_frame(struct session *s, const struct agent_hdr *h, const
 		if (!s->want_stdin || s->stdin_eof)
 			send_error(s, AGENT_ERR_REQUEST, "STDIN %s",
 				   s->want_stdin ? "after the end of input" : "without an 'I' record");
+		else if (s->in_held + s->ack_due + h->len > AGENT_STDIN_WINDOW)
+			/* It would not fit: a host that keeps to the window never gets here. */
+			send_error(s, AGENT_ERR_REQUEST,
+				   "stdin beyond the window: %zu bytes not acknowledged, %u more",
+				   s->in_held + s->ack_due, h->len);
 		else if (h->len == 0)
 			stdin_end(s);
 		else
@@ -888,54 +910,45 @@ static void handle_run_frame(struct session *s, const struct agent_hdr *h, const
 	}
 }
 
-/* Handle every complete frame received, until one must wait for stdin room. */
+/*
+ * Handle every complete frame received, in order.  Stdin never has to wait
+ * for room (the window), so neither does a SIGNAL behind it.  What is left
+ * is part of one frame, which rx_buf holds whole: there is always room to
+ * receive more.
+ */
 static void rx_process(struct session *s)
 {
 	struct agent_hdr h;
-	int r;
 
-	while (s->end < 0 && (r = frame_peek(s, &h)) > 0) {
-		if (h.type == AGENT_STDIN && s->in_fd >= 0 && s->inq_len &&
-		    s->inq_len - s->inq_off + h.len > INQ_CAP) {
-			s->rx_blocked = 1;
-			return;
-		}
+	while (s->end < 0 && frame_peek(s, &h) > 0) {
 		handle_run_frame(s, &h, frame_payload(s));
 		frame_consume(s, &h);
 	}
 }
 
-/* Move pending stdin on; room again lets the frames held back through. */
+/* Move pending stdin on. */
 static void inq_flush(struct session *s)
 {
-	int was_blocked = s->rx_blocked;
 	ssize_t n = stdin_write(s, inq_buf + s->inq_off, s->inq_len - s->inq_off);
 
 	if (n > 0) {
+		/* The payload goes before a pty's VEOFs, which are not acknowledged. */
+		size_t taken = (size_t)n < s->in_held ? (size_t)n : s->in_held;
+
+		s->in_held -= taken;
+		s->ack_due += taken;
 		s->inq_off += (size_t)n;
 		if (s->inq_off == s->inq_len) {
 			s->inq_off = s->inq_len = 0;
 			stdin_maybe_close(s);
 		}
 	}
-	/* Progress, or stdin gone (its frames are dropped now): go on. */
-	if (was_blocked && n != 0) {
-		s->rx_blocked = 0;
-		rx_process(s);
-	}
 }
 
-static void sock_input(struct session *s, short revents)
+static void sock_input(struct session *s)
 {
-	ssize_t n;
+	ssize_t n = rx_recv(s, MSG_DONTWAIT);
 
-	if (s->rx_blocked || !rx_room(s)) {
-		/* Not reading, but a host that has gone away must still end it. */
-		if (revents & (POLLHUP | POLLRDHUP | POLLERR))
-			session_end(s, AGENT_END_HANGUP);
-		return;
-	}
-	n = rx_recv(s, MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		session_end(s, AGENT_END_HANGUP);
 		return;
@@ -963,6 +976,24 @@ static void out_close(struct session *s, int *fdp)
 	if (*fdp != s->pty_fd)
 		close(*fdp);
 	*fdp = -1;
+}
+
+/*
+ * STDIN_ACK for what was taken since the last one: every STDIN_ACK_EVERY
+ * bytes, and whenever nothing is left buffered, so the host never waits for
+ * an ACK that would not come.  It goes out through tx_buf like output, when
+ * no other frame is half sent.
+ */
+static void ack_maybe(struct session *s)
+{
+	if (s->tx_len || !s->ack_due || (s->ack_due < STDIN_ACK_EVERY && s->in_held))
+		return;
+	agent_hdr_pack(tx_buf, AGENT_STDIN_ACK, 0, 4);
+	agent_put32(tx_buf + AGENT_HDR_SIZE, (uint32_t)s->ack_due);
+	s->ack_due = 0;
+	s->tx_off = 0;
+	s->tx_len = AGENT_HDR_SIZE + 4;
+	tx_flush(s);
 }
 
 /*
@@ -1003,17 +1034,16 @@ enum { P_SOCK, P_SIG, P_IN, P_OUT, P_ERR, P_NR };
 /* Pump stdio until the command exits or the session ends. */
 static void pump(struct session *s)
 {
+	ack_maybe(s);
 	while (!s->exited && s->end < 0) {
 		struct pollfd p[P_NR] = {
-			[P_SOCK] = { s->fd, POLLRDHUP, 0 },
+			[P_SOCK] = { s->fd, POLLIN | POLLRDHUP, 0 },
 			[P_SIG] = { s->sig_fd, POLLIN, 0 },
 			[P_IN] = { s->inq_len ? s->in_fd : -1, POLLOUT, 0 },
 			[P_OUT] = { s->tx_len ? -1 : s->out_fd, POLLIN, 0 },
 			[P_ERR] = { s->tx_len ? -1 : s->err_fd, POLLIN, 0 },
 		};
 
-		if (!s->rx_blocked && rx_room(s))
-			p[P_SOCK].events |= POLLIN;
 		if (s->tx_len)
 			p[P_SOCK].events |= POLLOUT;
 		if (poll(p, P_NR, -1) < 0) {
@@ -1031,9 +1061,10 @@ static void pump(struct session *s)
 		if (p[P_IN].revents && s->inq_len && s->in_fd >= 0)
 			inq_flush(s);
 		if (p[P_SOCK].revents & ~POLLOUT)
-			sock_input(s, p[P_SOCK].revents);
+			sock_input(s);
 		if (p[P_SIG].revents)
 			reap(s);
+		ack_maybe(s);
 	}
 }
 
@@ -1074,6 +1105,10 @@ static void send_exit(struct session *s)
 
 	if (tx_drain(s) < 0)
 		return;
+	/* What it took is acknowledged to the last byte, for a host that counts. */
+	if (s->ack_due && send_u32(s, AGENT_STDIN_ACK, (uint32_t)s->ack_due) < 0)
+		return;
+	s->ack_due = 0;
 	drain(s, &s->out_fd, AGENT_STDOUT);
 	drain(s, &s->err_fd, AGENT_STDERR);
 	if (s->end >= 0 || tx_drain(s) < 0)

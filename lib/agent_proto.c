@@ -57,6 +57,7 @@ static const struct agent_type_rule agent_rules[AGENT_TYPE_MAX + 1] = {
 	[AGENT_EXIT] = { FROM_GUEST, 0, 4, 4 },
 	[AGENT_ERROR] = { FROM_HOST | FROM_GUEST, 0, 4, 4 + 1024 },
 	[AGENT_SHUTDOWN] = { FROM_HOST, 0, 0, 0 },
+	[AGENT_STDIN_ACK] = { FROM_GUEST, 0, 4, 4 },
 };
 
 int agent_hdr_parse(const uint8_t in[AGENT_HDR_SIZE], int side, struct agent_hdr *h)

@@ -26,6 +26,13 @@
 #define AGENT_MAX_PAYLOAD (64u * 1024)
 /* Largest EXEC payload (argv and environment). */
 #define AGENT_MAX_EXEC (256u * 1024)
+/*
+ * Stdin flow control: the host never has more than this many STDIN payload
+ * bytes that the agent has not acknowledged with STDIN_ACK.  The agent's
+ * stdin buffer is this big, so it can always read the next frame: a SIGNAL
+ * behind stdin the command does not read is still seen.
+ */
+#define AGENT_STDIN_WINDOW (256u * 1024)
 
 enum agent_type {
 	AGENT_HELLO = 1,    /* both: le32 version */
@@ -39,7 +46,8 @@ enum agent_type {
 	AGENT_EXIT = 9,     /* guest: le32 status (ctl.h encoding); last frame */
 	AGENT_ERROR = 10,   /* both: le32 code, then a message; sender closes */
 	AGENT_SHUTDOWN = 11, /* host: sync the guest's disks and power off */
-	AGENT_TYPE_MAX = AGENT_SHUTDOWN,
+	AGENT_STDIN_ACK = 12, /* guest: le32 STDIN bytes taken since the last ACK */
+	AGENT_TYPE_MAX = AGENT_STDIN_ACK,
 };
 
 /* AGENT_SIGNAL flags. */

@@ -2,7 +2,9 @@
 /*
  * msvmm_exec: one command in a sandbox, spoken to the guest agent over one
  * vsock connection (lib/agent-protocol.md).  msvmm_exec_wait() pumps: the
- * caller's stdin becomes STDIN frames, STDOUT/STDERR frames go to the
+ * caller's stdin becomes STDIN frames, never more than AGENT_STDIN_WINDOW
+ * bytes ahead of the agent's STDIN_ACKs (so the agent always reads on and
+ * a signal behind them gets through), STDOUT/STDERR frames go to the
  * caller's fds or callback byte for byte, signals and resizes from other
  * threads are queued and sent in order, and the exec's deadline turns into
  * SIGKILL for the command's process group.
@@ -59,6 +61,8 @@ struct msvmm_exec {
 
 	bool hello, stdin_done, exited, timed_out, out_broken[3];
 	uint32_t status;
+	/* STDIN payload bytes sent that the agent has not acknowledged yet. */
+	uint32_t stdin_unacked;
 };
 
 static uint64_t exec_now_ns(void)
@@ -425,6 +429,15 @@ static int exec_dispatch(struct msvmm_exec *ex, msvmm_error *err)
 	case AGENT_STDERR:
 		exec_output(ex, ex->h.type == AGENT_STDOUT ? 1 : 2, ex->payload, ex->h.len);
 		return 0;
+	case AGENT_STDIN_ACK: {
+		uint32_t n = agent_get32(ex->payload);
+
+		/* Believing more would let the guest open the window without bound. */
+		if (!n || n > ex->stdin_unacked)
+			return exec_bad_frame(err, "STDIN_ACK for no stdin, or for more than was sent");
+		ex->stdin_unacked -= n;
+		return 0;
+	}
 	case AGENT_EXIT:
 		ex->status = agent_get32(ex->payload);
 		if ((ex->status & ~(AGENT_EXIT_SIGNALED | 0xffu)) ||
@@ -500,22 +513,43 @@ static int exec_flush(struct msvmm_exec *ex, msvmm_error *err)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 0;
-		if (n < 0)
-			return exec_closed_early(ex, err);
+		if (n < 0) {
+			/*
+			 * Closed; maybe right after the agent's EXIT, sent while
+			 * we still had stdin for the command (head -c 100 < big).
+			 * What arrived before the close is still to be read.
+			 */
+			int rc = exec_read(ex, err);
+
+			if (rc < 0)
+				return rc;
+			return ex->exited ? 0 : exec_closed_early(ex, err);
+		}
 		ex->out_off += (size_t)n;
 	}
 	return 0;
 }
 
-/* The caller's stdin: one read, one STDIN frame (empty at EOF). */
+static bool exec_stdin_room(const struct msvmm_exec *ex)
+{
+	return ex->stdin_unacked < AGENT_STDIN_WINDOW;
+}
+
+/*
+ * The caller's stdin: one read, one STDIN frame (empty at EOF), no bigger
+ * than the window has room for.
+ */
 static int exec_stdin(struct msvmm_exec *ex, msvmm_error *err)
 {
+	size_t max = AGENT_STDIN_WINDOW - ex->stdin_unacked;
 	ssize_t n;
 
-	if (exec_out_reserve(ex, AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD) < 0)
+	if (max > AGENT_MAX_PAYLOAD)
+		max = AGENT_MAX_PAYLOAD;
+	if (exec_out_reserve(ex, AGENT_HDR_SIZE + max) < 0)
 		return err_set(err, MSVMM_ENOMEM, "out of memory");
 	do
-		n = read(ex->stdin_fd, ex->out + ex->out_len + AGENT_HDR_SIZE, AGENT_MAX_PAYLOAD);
+		n = read(ex->stdin_fd, ex->out + ex->out_len + AGENT_HDR_SIZE, max);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN)
 		return 0;
@@ -523,6 +557,7 @@ static int exec_stdin(struct msvmm_exec *ex, msvmm_error *err)
 		n = 0; /* an unreadable stdin ends like an empty one */
 	agent_hdr_pack(ex->out + ex->out_len, AGENT_STDIN, 0, (uint32_t)n);
 	ex->out_len += AGENT_HDR_SIZE + (size_t)n;
+	ex->stdin_unacked += (uint32_t)n;
 	if (!n)
 		ex->stdin_done = true;
 	return 0;
@@ -565,8 +600,12 @@ static int exec_pump_once(struct msvmm_exec *ex, msvmm_error *err)
 	struct pollfd p[3] = {
 		{ .fd = ex->fd, .events = POLLIN | (exec_out_empty(ex) ? 0 : POLLOUT) },
 		{ .fd = ex->wake_fd, .events = POLLIN },
-		/* Input waits for the last frame to be out: the socket's flow control throttles stdin. */
-		{ .fd = ex->stdin_done || !exec_out_empty(ex) ? -1 : ex->stdin_fd, .events = POLLIN },
+		/*
+		 * Input waits for room in the window (STDIN_ACK makes it) and for
+		 * the last frame to be out, so the agent always reads on.
+		 */
+		{ .fd = ex->stdin_done || !exec_out_empty(ex) || !exec_stdin_room(ex) ? -1 : ex->stdin_fd,
+		  .events = POLLIN },
 	};
 	int rc;
 
@@ -578,7 +617,7 @@ static int exec_pump_once(struct msvmm_exec *ex, msvmm_error *err)
 		return rc;
 	if ((rc = exec_flush(ex, err)))
 		return rc;
-	if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+	if (!ex->exited && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 		rc = exec_read(ex, err);
 		if (rc < 0)
 			return rc;

@@ -3,7 +3,9 @@
  * guest-init/agent: agent_session() runs in a forked child on one end of a
  * socketpair; the test is the host on the other end, speaking raw frames
  * (every frame it gets back is checked with agent_hdr_parse() as the host
- * library would) and running real commands from the host's /bin.
+ * library would) and running real commands from the host's /bin.  Stdin
+ * keeps to the window as the host library does (sess_stdin()), and every
+ * STDIN_ACK is checked against what was sent.
  */
 #include "agent.h"
 #include "agent_proto.h"
@@ -44,6 +46,9 @@ struct sess {
 	uint32_t error_code;	/* 0: no ERROR frame */
 	char error_msg[1100];
 	int closed;		/* the agent closed the connection */
+	uint64_t in_sent;	/* STDIN payload bytes put on the wire */
+	uint64_t in_acked;	/* of those, acknowledged by STDIN_ACK */
+	unsigned int nr_acks;
 };
 
 static char tmpdir[64];
@@ -193,6 +198,17 @@ static void on_frame(struct sess *s, const struct agent_hdr *h, const uint8_t *p
 			buf_add(b, p, h->len);
 		else
 			b->eof = 1;
+		break;
+	}
+	case AGENT_STDIN_ACK: {
+		uint32_t n = agent_get32(p);
+
+		ck_assert_msg(s->cmd, "STDIN_ACK before STARTED");
+		ck_assert_msg(n > 0, "STDIN_ACK for nothing");
+		s->in_acked += n;
+		ck_assert_msg(s->in_acked <= s->in_sent, "%llu bytes acknowledged, %llu sent",
+			      (unsigned long long)s->in_acked, (unsigned long long)s->in_sent);
+		s->nr_acks++;
 		break;
 	}
 	case AGENT_EXIT:
@@ -366,16 +382,83 @@ static void sess_exec(struct sess *s, const char *const *recs)
 	ck_assert_msg(s->cmd, "no STARTED (error %u: %s)", s->error_code, s->error_msg);
 }
 
-/* STDIN frames for data (at most 64 KiB each), then the empty one if eof. */
-static void stdin_frames(struct buf *b, const uint8_t *data, size_t len, int eof)
+/*
+ * STDIN frames for data (at most 64 KiB each), then the empty one if eof,
+ * all at once: only for stdin that fits the window.
+ */
+static void stdin_frames(struct sess *s, struct buf *b, const uint8_t *data, size_t len, int eof)
 {
+	ck_assert_uint_le(s->in_sent - s->in_acked + len, AGENT_STDIN_WINDOW);
 	for (size_t off = 0; off < len; off += AGENT_MAX_PAYLOAD) {
 		size_t n = len - off < AGENT_MAX_PAYLOAD ? len - off : AGENT_MAX_PAYLOAD;
 
 		frame_add(b, AGENT_STDIN, 0, data + off, (uint32_t)n);
+		s->in_sent += n;
 	}
 	if (eof)
 		frame_add(b, AGENT_STDIN, 0, NULL, 0);
+}
+
+static uint64_t in_unacked(const struct sess *s)
+{
+	return s->in_sent - s->in_acked;
+}
+
+/*
+ * Stdin as the host library sends it: a frame at a time, never more than
+ * AGENT_STDIN_WINDOW unacknowledged, while reading whatever arrives.  Then
+ * the empty frame if eof.  Returns when until() holds with no frame half
+ * sent (until NULL: when all is sent); the rest is not sent.
+ */
+static void sess_stdin(struct sess *s, const uint8_t *data, size_t len, int eof, until_fn until,
+		       const void *arg)
+{
+	struct buf f = { 0 };
+	size_t off = 0, fsent = 0;
+	int eof_sent = !eof;
+
+	for (;;) {
+		struct pollfd p = { s->fd, POLLIN, 0 };
+
+		if (fsent == f.len) {
+			uint64_t room = AGENT_STDIN_WINDOW - in_unacked(s);
+			size_t n = len - off;
+
+			f.len = fsent = 0;
+			if (until ? until(s, arg) : off == len && eof_sent)
+				break;
+			if (n > AGENT_MAX_PAYLOAD)
+				n = AGENT_MAX_PAYLOAD;
+			if (n > room)
+				n = (size_t)room;
+			if (n) {
+				frame_add(&f, AGENT_STDIN, 0, data + off, (uint32_t)n);
+				off += n;
+				s->in_sent += n;
+			} else if (off == len && !eof_sent) {
+				frame_add(&f, AGENT_STDIN, 0, NULL, 0);
+				eof_sent = 1;
+			}
+		}
+		ck_assert_msg(!s->closed, "the agent closed the connection (error %u: %s)",
+			      s->error_code, s->error_msg);
+		if (fsent < f.len)
+			p.events |= POLLOUT;
+		ck_assert_msg(poll(&p, 1, IO_TIMEOUT_MS) == 1, "timed out waiting for the agent");
+		if (p.revents & POLLOUT) {
+			ssize_t n = send(s->fd, f.p + fsent, f.len - fsent, MSG_NOSIGNAL);
+
+			if (n > 0)
+				fsent += (size_t)n;
+			else if (errno == EPIPE || errno == ECONNRESET)
+				fsent = f.len;	/* it has closed: what it sent is still to read */
+			else
+				ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			sess_read(s);
+	}
+	free(f.p);
 }
 
 static int until_exited_or_error(struct sess *s, const void *arg)
@@ -383,14 +466,15 @@ static int until_exited_or_error(struct sess *s, const void *arg)
 	return s->exited || s->error_code;
 }
 
-/* Send the stdin (may be none), collect everything to EXIT. */
+static int until_window_full(struct sess *s, const void *arg)
+{
+	return in_unacked(s) == AGENT_STDIN_WINDOW;
+}
+
+/* Send the stdin (may be none) within the window, collect everything to EXIT. */
 static void sess_finish(struct sess *s, const uint8_t *in, size_t inlen, int eof)
 {
-	struct buf b = { 0 };
-
-	stdin_frames(&b, in, inlen, eof);
-	sess_io(s, b.p, b.len, until_exited_or_error, NULL);
-	free(b.p);
+	sess_stdin(s, in, inlen, eof, until_exited_or_error, NULL);
 }
 
 /* After EXIT: both streams ended, the connection closed, the agent done. */
@@ -592,7 +676,7 @@ START_TEST(test_stdin_pipelined)
 	sess_hello(&s);
 	exec_payload(&p, RECS("Acat", "I1"));
 	frame_add(&b, AGENT_EXEC, 0, p.p, (uint32_t)p.len);
-	stdin_frames(&b, data, sizeof(data), 1);
+	stdin_frames(&s, &b, data, sizeof(data), 1);
 	sess_io(&s, b.p, b.len, until_exited_or_error, NULL);
 	sess_done(&s);
 	ck_assert_uint_eq(s.status, 0);
@@ -600,6 +684,53 @@ START_TEST(test_stdin_pipelined)
 	ck_assert(memcmp(s.out.p, data, sizeof(data)) == 0);
 	free(b.p);
 	free(p.p);
+	sess_free(&s);
+}
+END_TEST
+
+/* cat takes every byte: the ACKs add up to exactly what was sent. */
+START_TEST(test_stdin_acks_add_up)
+{
+	const size_t len = 3 * MIB + 12345;
+	uint8_t *in = malloc(len);
+	struct sess s;
+
+	ck_assert_ptr_nonnull(in);
+	fill_random(in, len, 6);
+	sess_exec(&s, RECS("Acat", "I1"));
+	sess_finish(&s, in, len, 1);
+	sess_done(&s);
+	ck_assert_uint_eq(s.status, 0);
+	ck_assert_uint_eq(s.out.len, len);
+	ck_assert(memcmp(s.out.p, in, len) == 0);
+	ck_assert_uint_eq(s.in_sent, len);
+	ck_assert_uint_eq(s.in_acked, len);
+	/* More than a window went through: only ACKs let it. */
+	ck_assert_uint_ge(s.nr_acks, len / AGENT_STDIN_WINDOW);
+	free(in);
+	sess_free(&s);
+}
+END_TEST
+
+/*
+ * A command that closes its stdin and runs on: what was buffered and all
+ * that comes later is dropped and acknowledged, so the host never stalls.
+ */
+START_TEST(test_stdin_dropped_is_acked)
+{
+	const size_t len = 2 * MIB;
+	uint8_t *in = calloc(1, len);
+	struct sess s;
+
+	ck_assert_ptr_nonnull(in);
+	sess_exec(&s, RECS("Ash", "A-c", "Aexec 0<&-; sleep 1; echo done", "I1"));
+	sess_finish(&s, in, len, 1);
+	sess_done(&s);
+	ck_assert_uint_eq(s.status, 0);
+	ck_assert_str_eq(buf_str(&s.out), "done\n");
+	ck_assert_uint_eq(s.in_sent, len);
+	ck_assert_uint_eq(s.in_acked, len);
+	free(in);
 	sess_free(&s);
 }
 END_TEST
@@ -868,39 +999,101 @@ START_TEST(test_hangup_kills_command)
 }
 END_TEST
 
-/* Hangup while the agent holds back stdin the command does not read. */
+/* Hangup while the agent holds a full window of stdin the command does not read. */
 START_TEST(test_hangup_with_stdin_backlog)
 {
 	uint8_t *in = calloc(1, 4 * MIB);
-	struct buf b = { 0 };
 	struct sess s;
-	size_t sent = 0;
-	int stuck = 0;
 
 	ck_assert_ptr_nonnull(in);
 	sess_exec(&s, RECS("Asleep", "A1000", "I1"));
-	stdin_frames(&b, in, 4 * MIB, 0);
-	/* Send until the agent stops taking more: its buffers are bounded. */
-	while (sent < b.len && stuck < 50) {
-		ssize_t n = send(s.fd, b.p + sent, b.len - sent, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			sent += (size_t)n;
-			stuck = 0;
-		} else {
-			ck_assert_int_eq(errno, EAGAIN);
-			stuck++;
-			usleep(10000);
-		}
-	}
-	ck_assert_uint_lt(sent, b.len);
+	sess_stdin(&s, in, 4 * MIB, 0, until_window_full, NULL);
+	ck_assert_uint_lt(s.in_sent, 4 * MIB);
 	close(s.fd);
 	s.fd = -1;
 	ck_assert_int_eq(sess_wait_agent(&s), AGENT_END_HANGUP);
 	assert_gone(s.cmd);
+	free(in);
+	sess_free(&s);
+}
+END_TEST
+
+/* Read what the agent sends until it has been quiet for ms. */
+static void sess_quiet(struct sess *s, int ms)
+{
+	struct pollfd p = { s->fd, POLLIN, 0 };
+
+	while (!s->closed && poll(&p, 1, ms) == 1)
+		sess_read(s);
+}
+
+/* A host that sends stdin past the window: ERROR 3, and the command dies. */
+START_TEST(test_stdin_beyond_window)
+{
+	uint8_t *in = calloc(1, 4 * MIB);
+	struct buf b = { 0 };
+	struct sess s;
+	size_t over;
+
+	ck_assert_ptr_nonnull(in);
+	sess_exec(&s, RECS("Asleep", "A100", "I1"));
+	sess_stdin(&s, in, 4 * MIB, 0, until_window_full, NULL);
+	/* Every ACK the agent will send (for what the pipe took) is in: we know its count. */
+	sess_quiet(&s, 300);
+	over = (size_t)(AGENT_STDIN_WINDOW - in_unacked(&s)) + 1;
+	for (size_t off = 0, n; off < over; off += n) {
+		n = over - off < AGENT_MAX_PAYLOAD ? over - off : AGENT_MAX_PAYLOAD;
+		frame_add(&b, AGENT_STDIN, 0, in, (uint32_t)n);
+	}
+	sess_io(&s, b.p, b.len, NULL, NULL);
+	sess_read_to_close(&s);
+	ck_assert_uint_eq(s.error_code, AGENT_ERR_REQUEST);
+	ck_assert_msg(strstr(s.error_msg, "stdin beyond the window"), "error: %s", s.error_msg);
+	ck_assert_uint_eq(s.exited, 0);
+	ck_assert_int_eq(sess_wait_agent(&s), AGENT_END_ERROR);
+	assert_gone(s.cmd);
 	free(b.p);
 	free(in);
 	sess_free(&s);
+}
+END_TEST
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The command does not read its stdin and the host has sent a full window:
+ * the agent still reads frames, so a SIGNAL behind that stdin (a forwarded
+ * Ctrl-C, a timeout's SIGKILL) ends the command at once.
+ */
+START_TEST(test_signal_behind_full_window)
+{
+	static const struct { int sig; uint8_t flags; } cases[] = {
+		{ SIGTERM, 0 }, { SIGKILL, AGENT_SIGNAL_F_GROUP },
+	};
+	uint8_t *in = calloc(1, 4 * MIB);
+
+	ck_assert_ptr_nonnull(in);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sess s;
+		double t0;
+
+		sess_exec(&s, RECS("Asleep", "A100", "I1"));
+		sess_stdin(&s, in, 4 * MIB, 0, until_window_full, NULL);
+		t0 = now_s();
+		sess_send32(&s, AGENT_SIGNAL, cases[i].flags, (uint32_t)cases[i].sig);
+		sess_io(&s, NULL, 0, until_exited_or_error, NULL);
+		ck_assert_msg(now_s() - t0 < 5.0, "EXIT took %.1f s", now_s() - t0);
+		sess_done(&s);
+		ck_assert_uint_eq(s.status, AGENT_EXIT_SIGNALED | (uint32_t)cases[i].sig);
+		sess_free(&s);
+	}
+	free(in);
 }
 END_TEST
 
@@ -945,7 +1138,8 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
 	{ "type 0", 0, HDR(0, 0, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
-	{ "type 12", 0, HDR(0, 12, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
+	{ "type 13", 0, HDR(0, 13, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
+	{ "STDIN_ACK from the host", 1, HDR(4, AGENT_STDIN_ACK, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "type 255", 1, HDR(4, 255, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "guest-only type", 1, HDR(0, AGENT_STDOUT, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "reserved byte 6", 0, HDR(4, AGENT_HELLO, 0, 1, 0), NULL, 0, AGENT_ERR_FRAME },
@@ -1149,6 +1343,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(proto, test_bad_frame_kills_command);
 	tcase_add_test(proto, test_hangup_kills_command);
 	tcase_add_test(proto, test_hangup_with_stdin_backlog);
+	tcase_add_test(proto, test_stdin_beyond_window);
 
 	tcase_add_test(cmd, test_stdout_stderr_status);
 	tcase_add_loop_test(cmd, test_exit_codes, 0, sizeof(exit_codes) / sizeof(exit_codes[0]));
@@ -1166,6 +1361,9 @@ static Suite *agent_suite(void)
 	tcase_add_test(io, test_stdout_stderr_1mib);
 	tcase_add_test(io, test_stdin_pipelined);
 	tcase_add_test(io, test_stdin_closed_early);
+	tcase_add_test(io, test_stdin_acks_add_up);
+	tcase_add_test(io, test_stdin_dropped_is_acked);
+	tcase_add_test(io, test_signal_behind_full_window);
 	tcase_add_test(io, test_binary_and_utf8);
 
 	tcase_add_test(pty, test_pty_size_and_resize);

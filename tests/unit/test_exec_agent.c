@@ -5,17 +5,20 @@
  * does minus the VM, so streams can be checked at full size quickly.
  * stdout and stderr of 20 MiB each arrive separate and byte-exact, 20 MiB
  * of stdin comes back exactly, every exit code 0..255 and signal statuses
- * are reported as a shell would, timeouts kill and say so, and a hostile
- * "agent" (the test writing frames itself) gets an error, never a crash or
- * a hang.
+ * are reported as a shell would, timeouts kill and say so, a signal gets
+ * through while the command leaves 10 MiB of stdin unread, a command that
+ * stops reading early does not hang the host, and a hostile "agent" (the
+ * test writing frames itself) gets an error, never a crash or a hang.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -224,6 +227,117 @@ START_TEST(test_sigterm_143_sigkill_137)
 }
 END_TEST
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct later_signal {
+	msvmm_exec *ex;
+	int sig, rc;
+};
+
+/* What msx does on Ctrl-C: signal the exec from another thread while it pumps. */
+static void *signal_later(void *arg)
+{
+	struct later_signal *l = arg;
+
+	usleep(200 * 1000);
+	l->rc = msvmm_exec_signal(l->ex, l->sig);
+	return NULL;
+}
+
+/*
+ * `cat big | msx -i image -- sleep 100`, then Ctrl-C: the command never
+ * reads its stdin, and the SIGTERM queued behind the stdin still gets
+ * through (the window keeps the agent reading frames).
+ */
+START_TEST(test_signal_while_stdin_unread)
+{
+	char *in = tmp_path("in");
+	struct capture cap = { 0 };
+	struct later_signal l = { .sig = SIGTERM };
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err;
+	pthread_t t;
+	pid_t pid;
+	int fd;
+	double t0;
+
+	make_random(in, 10u << 20, 5);
+	msvmm_exec_opts_init(&o);
+	o.argv = (const char *[]){ "sleep", "100", NULL };
+	o.stdin_fd = open(in, O_RDONLY | O_CLOEXEC);
+	o.on_output = capture_fn;
+	o.opaque = &cap;
+	fd = agent_fork(&pid);
+	ck_assert_int_eq(exec_start_fd(fd, &defaults, &o, &l.ex, &err), 0);
+	t0 = now_s();
+	ck_assert_int_eq(pthread_create(&t, NULL, signal_later, &l), 0);
+	ck_assert_msg(msvmm_exec_wait(l.ex, &res, &err) == 0, "wait: %s", err.message);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(l.rc, 0);
+	ck_assert_msg(now_s() - t0 < 5.0, "the signal took %.1f s", now_s() - t0);
+	msvmm_exec_free(l.ex);
+	agent_reap(pid);
+	close(o.stdin_fd);
+	ck_assert_int_eq(res.signaled, 1);
+	ck_assert_int_eq(res.status, 143);
+}
+END_TEST
+
+/* The same for the host's own deadline: its SIGKILL gets through too. */
+START_TEST(test_timeout_while_stdin_unread)
+{
+	char *in = tmp_path("in");
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err;
+
+	make_random(in, 10u << 20, 7);
+	msvmm_exec_opts_init(&o);
+	o.argv = (const char *[]){ "sleep", "100", NULL };
+	o.stdin_fd = open(in, O_RDONLY | O_CLOEXEC);
+	o.timeout_ms = 300;
+	ck_assert_int_eq(run(&o, &res, &err), -MSVMM_ETIMEDOUT);
+	close(o.stdin_fd);
+	ck_assert_int_eq(res.timed_out, 1);
+	/* 137, not the grace period's "did not report it killed". */
+	ck_assert_int_eq(res.status, 137);
+	ck_assert_err(err, MSVMM_ETIMEDOUT, "was killed");
+}
+END_TEST
+
+/* A command that takes 100 bytes of 10 MiB and exits: the host must not hang on the rest. */
+START_TEST(test_stdin_left_unread_no_hang)
+{
+	char *in = tmp_path("in"), *out = tmp_path("out"), cmd[600];
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err;
+	struct stat st;
+
+	make_random(in, 10u << 20, 6);
+	msvmm_exec_opts_init(&o);
+	o.argv = (const char *[]){ "head", "-c", "100", NULL };
+	o.stdin_fd = open(in, O_RDONLY | O_CLOEXEC);
+	o.stdout_fd = open_out(out);
+	ck_assert_msg(run(&o, &res, &err) == 0, "wait: %s", err.message);
+	ck_assert_int_eq(res.exited, 1);
+	ck_assert_int_eq(res.status, 0);
+	close(o.stdin_fd);
+	close(o.stdout_fd);
+	ck_assert_int_eq(stat(out, &st), 0);
+	ck_assert_int_eq(st.st_size, 100);
+	snprintf(cmd, sizeof(cmd), "cmp -s -n 100 '%s' '%s'", in, out);
+	ck_assert_msg(system(cmd) == 0, "the 100 bytes differ");
+}
+END_TEST
+
 START_TEST(test_timeout_kills)
 {
 	msvmm_exec_opts o;
@@ -373,6 +487,7 @@ static void s_error(int fd)
 	put_hello(fd);
 	put_frame(fd, AGENT_ERROR, 0, p, sizeof(p), 0);
 }
+static void s_ack_unsent(int fd) { put_hello(fd); put_frame(fd, AGENT_STDIN_ACK, 0, "\x01\0\0\0", 4, 0); }
 static void s_eof(int fd)
 {
 	put_hello(fd);
@@ -392,6 +507,7 @@ START_TEST(test_hostile_agent)
 		{ s_bad_flags, "malformed frame header" },
 		{ s_version, "version 9" },
 		{ s_error, "bad??[2Jx" },
+		{ s_ack_unsent, "STDIN_ACK for no stdin, or for more than was sent" },
 		{ s_eof, "closed the connection" },
 	};
 
@@ -431,6 +547,9 @@ int main(void)
 	tcase_add_test(tc, test_stdin_echoed_exactly);
 	tcase_add_test(tc, test_every_exit_code);
 	tcase_add_test(tc, test_sigterm_143_sigkill_137);
+	tcase_add_test(tc, test_signal_while_stdin_unread);
+	tcase_add_test(tc, test_timeout_while_stdin_unread);
+	tcase_add_test(tc, test_stdin_left_unread_no_hang);
 	tcase_add_test(tc, test_timeout_kills);
 	tcase_add_test(tc, test_callback_utf8_env_workdir);
 	tcase_add_test(tc, test_not_found_127);
