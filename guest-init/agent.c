@@ -683,8 +683,8 @@ static const char *open_pty(struct session *s, const struct exec_req *r, struct 
 	slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		return "pty slave";
-	f->out = f->err = f->ctty = slave;
-	f->in = r->want_stdin ? slave : -1;
+	/* stdin is the pty even without 'I' (it then gets no input), as with docker run -t. */
+	f->in = f->out = f->err = f->ctty = slave;
 	s->out_fd = s->pty_fd;
 	s->in_fd = r->want_stdin ? s->pty_fd : -1;
 	if (ioctl(s->pty_fd, TIOCSWINSZ, &ws) < 0)

@@ -157,6 +157,8 @@ static int exec_request(struct msvmm_exec *ex, const struct exec_defaults *d, co
 	return rc ? -MSVMM_ENOMEM : 0;
 }
 
+static int exec_flush(struct msvmm_exec *ex, msvmm_error *err);
+
 /* ---- start ---------------------------------------------------------------- */
 
 static bool exec_env_ok(const char *const *env)
@@ -238,7 +240,8 @@ static int exec_attach(struct msvmm_exec *ex, int fd, msvmm_error *err)
 		return err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
 	if (ex->timeout_ms)
 		ex->deadline_ns = exec_now_ns() + ex->timeout_ms * 1000000ULL;
-	return 0;
+	/* HELLO and EXEC go now, so the command runs even before msvmm_exec_wait(). */
+	return exec_flush(ex, err);
 }
 
 int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *o, msvmm_exec **out,
@@ -656,6 +659,12 @@ int msvmm_exec_wait(msvmm_exec *ex, msvmm_result *res, msvmm_error *err)
 	memset(res, 0, sizeof(*res));
 	while (!ex->exited && !rc)
 		rc = exec_pump_once(ex, err);
+	if (rc == -MSVMM_ETIMEDOUT && ex->timed_out) {
+		/* The guest never confirmed: report what the host asked for, a SIGKILL. */
+		ex->status = AGENT_EXIT_SIGNALED | SIGKILL;
+		exec_result(ex, res);
+		return rc;
+	}
 	if (rc)
 		return rc;
 	exec_result(ex, res);

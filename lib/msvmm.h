@@ -208,7 +208,13 @@ typedef struct msvmm_exec_opts {
 } msvmm_exec_opts;
 
 void msvmm_exec_opts_init(msvmm_exec_opts *o);
-/* Start a command; it runs (and its output is pumped) inside msvmm_exec_wait(). */
+/*
+ * Start a command: it is running (or about to) when this returns; its
+ * stdin and output are pumped by msvmm_exec_wait() (output it writes before
+ * then waits in bounded buffers, so a chatty command blocks until then).
+ * Processes it leaves in the background keep running in the sandbox after
+ * it exits; their later output is not forwarded.
+ */
 int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err);
 /* From any thread, while msvmm_exec_wait() runs: deliver a signal to the command's process group. */
 int msvmm_exec_signal(msvmm_exec *ex, int signo);
@@ -216,7 +222,8 @@ int msvmm_exec_signal(msvmm_exec *ex, int signo);
 int msvmm_exec_resize(msvmm_exec *ex, unsigned int rows, unsigned int cols);
 /*
  * Pump input and output until the command ends; res gets its status.  A
- * timeout returns -MSVMM_ETIMEDOUT with res->timed_out set.
+ * timeout returns -MSVMM_ETIMEDOUT with res->timed_out set and the status of
+ * a SIGKILL (137), also when the guest never confirmed the kill.
  */
 int msvmm_exec_wait(msvmm_exec *ex, msvmm_result *res, msvmm_error *err);
 void msvmm_exec_free(msvmm_exec *ex);

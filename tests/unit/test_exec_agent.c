@@ -435,10 +435,9 @@ static void put_hello(int fd)
 typedef void (*script_fn)(int fd);
 
 /* Run an exec against 'script' playing the agent; return wait's rc and the message. */
-static int hostile(script_fn script, msvmm_error *err)
+static int hostile_opts(script_fn script, uint64_t timeout_ms, msvmm_result *res, msvmm_error *err)
 {
 	msvmm_exec_opts o;
-	msvmm_result res;
 	msvmm_exec *ex;
 	int sv[2], rc;
 	pid_t pid;
@@ -456,12 +455,20 @@ static int hostile(script_fn script, msvmm_error *err)
 	close(sv[1]);
 	msvmm_exec_opts_init(&o);
 	o.argv = (const char *[]){ "true", NULL };
+	o.timeout_ms = timeout_ms;
 	ck_assert_int_eq(exec_start_fd(sv[0], &defaults, &o, &ex, err), 0);
-	rc = msvmm_exec_wait(ex, &res, err);
+	rc = msvmm_exec_wait(ex, res, err);
 	msvmm_exec_free(ex);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return rc;
+}
+
+static int hostile(script_fn script, msvmm_error *err)
+{
+	msvmm_result res;
+
+	return hostile_opts(script, 0, &res, err);
 }
 
 static void s_bad_reserved(int fd) { put_hello(fd); put_frame(fd, AGENT_STDOUT, 0, "x", 1, 7); }
@@ -495,6 +502,51 @@ static void s_eof(int fd)
 	close(fd);
 	_exit(0);
 }
+
+/* An agent that says HELLO and then nothing, whatever it is sent. */
+static void s_deaf(int fd) { put_hello(fd); }
+
+/* The guest never confirms the timeout's SIGKILL: the host still gives up, and says what it asked for. */
+START_TEST(test_timeout_unconfirmed)
+{
+	msvmm_error err = tu_err();
+	msvmm_result res;
+
+	memset(&res, 0xff, sizeof(res));
+	ck_assert_int_eq(hostile_opts(s_deaf, 200, &res, &err), -MSVMM_ETIMEDOUT);
+	ck_assert_err(err, MSVMM_ETIMEDOUT, "did not report it killed");
+	ck_assert_int_eq(res.timed_out, 1);
+	ck_assert_int_eq(res.signaled, 1);
+	ck_assert_int_eq(res.term_signal, SIGKILL);
+	ck_assert_int_eq(res.status, 137);
+}
+END_TEST
+
+/* msvmm_exec_start() sends the command: it runs before msvmm_exec_wait() is called. */
+START_TEST(test_start_runs_before_wait)
+{
+	char *mark = tmp_path("mark"), script[400];
+	struct stat st;
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err;
+	msvmm_exec *ex;
+	pid_t pid;
+	int fd = agent_fork(&pid), i;
+
+	snprintf(script, sizeof(script), "echo ran >'%s'", mark);
+	msvmm_exec_opts_init(&o);
+	o.argv = (const char *[]){ "sh", "-c", script, NULL };
+	ck_assert_int_eq(exec_start_fd(fd, &defaults, &o, &ex, &err), 0);
+	for (i = 0; i < 5000 && stat(mark, &st) < 0; i++)
+		usleep(1000);
+	ck_assert_msg(i < 5000, "the command did not run before msvmm_exec_wait()");
+	ck_assert_int_eq(msvmm_exec_wait(ex, &res, &err), 0);
+	ck_assert_int_eq(res.status, 0);
+	msvmm_exec_free(ex);
+	agent_reap(pid);
+}
+END_TEST
 
 START_TEST(test_hostile_agent)
 {
@@ -555,6 +607,8 @@ int main(void)
 	tcase_add_test(tc, test_not_found_127);
 	tcase_add_test(tc, test_bad_options_refused);
 	tcase_add_test(tc, test_hostile_agent);
+	tcase_add_test(tc, test_timeout_unconfirmed);
+	tcase_add_test(tc, test_start_runs_before_wait);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
