@@ -157,8 +157,6 @@ static int exec_request(struct msvmm_exec *ex, const struct exec_defaults *d, co
 	return rc ? -MSVMM_ENOMEM : 0;
 }
 
-static int exec_flush(struct msvmm_exec *ex, msvmm_error *err);
-
 /* ---- start ---------------------------------------------------------------- */
 
 static bool exec_env_ok(const char *const *env)
@@ -232,6 +230,22 @@ static int exec_new(const struct exec_defaults *d, const msvmm_exec_opts *o, str
 	return 0;
 }
 
+/*
+ * HELLO and EXEC go now, so the command runs even before msvmm_exec_wait().
+ * What does not fit, or a connection already gone, is msvmm_exec_wait()'s.
+ */
+static void exec_send_now(struct msvmm_exec *ex)
+{
+	while (!exec_out_empty(ex)) {
+		ssize_t n = write(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off);
+
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			return;
+		if (n > 0)
+			ex->out_off += (size_t)n;
+	}
+}
+
 /* The connection is ready: the deadline starts now. */
 static int exec_attach(struct msvmm_exec *ex, int fd, msvmm_error *err)
 {
@@ -240,8 +254,8 @@ static int exec_attach(struct msvmm_exec *ex, int fd, msvmm_error *err)
 		return err_set(err, MSVMM_EIO, "agent connection: %s", strerror(errno));
 	if (ex->timeout_ms)
 		ex->deadline_ns = exec_now_ns() + ex->timeout_ms * 1000000ULL;
-	/* HELLO and EXEC go now, so the command runs even before msvmm_exec_wait(). */
-	return exec_flush(ex, err);
+	exec_send_now(ex);
+	return 0;
 }
 
 int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *o, msvmm_exec **out,
