@@ -126,7 +126,9 @@ e2e: all $(BUILD)/tests-e2e/sandbox
 	@bash tests/e2e/run.sh $(BUILD)
 
 check: deps all
-	@$(MAKE) --no-print-directory unit unit-san e2e
+	@rm -f $(BUILD)/tests/summary $(BUILD)/tests-san/summary $(BUILD)/e2e.summary
+	@$(MAKE) --no-print-directory unit unit-san e2e; rc=$$?; \
+		bash tests/summary.sh $(BUILD)/tests/summary $(BUILD)/tests-san/summary $(BUILD)/e2e.summary && exit $$rc
 
 run: all
 	$(BUILD)/bin/msx busybox -- echo hello from a microVM

@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
-# Run every unit-test binary in DIR; fail if any fails.
+# Run every unit-test binary in DIR; fail if any fails.  The totals (checks
+# passed and failed, programs skipped) go to DIR/summary for tests/summary.sh.
 set -u
 dir=$1
 fail=0
+passed=0 failed=0 skipped=0
 for t in "$dir"/test_*; do
 	[ -x "$t" ] || continue
 	echo "== $(basename "$t") ($(basename "$dir"))"
-	if ! "$t"; then
+	out=$("$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	if [ $rc != 0 ]; then
 		echo "FAILED: $t"
 		fail=1
 	fi
+	# Check's closing line: "NN%: Checks: C, Failures: F, Errors: E".
+	line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' | tail -1)
+	if [ -n "$line" ]; then
+		c=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+		f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+		e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+		passed=$((passed + c - f - e))
+		failed=$((failed + f + e))
+	elif printf '%s\n' "$out" | grep -q 'SKIPPED'; then
+		skipped=$((skipped + 1))
+	elif [ $rc != 0 ]; then
+		failed=$((failed + 1))
+	fi
 done
+echo "$passed $failed $skipped" >"$dir/summary"
+echo "$(basename "$dir"): $passed passed, $failed failed, $skipped skipped"
 exit $fail
