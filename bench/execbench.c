@@ -58,22 +58,6 @@ static double median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* ---- first-byte ------------------------------------------------------------ */
 
@@ -155,7 +139,7 @@ static int ping_pong(int fd, int rounds, double *median_us)
 		double t0 = now_ms();
 		ssize_t n;
 
-		if (write_all(fd, &out, 1) < 0) {
+		if (gen_write_all(fd, &out, 1) < 0) {
 			fprintf(stderr, "msvmm-execbench: round %d: write: %s\n", i, strerror(errno));
 			free(v);
 			return -1;
@@ -189,7 +173,7 @@ static void *stream_write(void *p)
 	for (uint64_t sent = 0; sent < w->bytes;) {
 		size_t n = w->bytes - sent < sizeof(buf) ? (size_t)(w->bytes - sent) : sizeof(buf);
 
-		if (write_all(w->fd, buf, n) < 0) {
+		if (gen_write_all(w->fd, buf, n) < 0) {
 			w->failed = 1;
 			return NULL;
 		}
@@ -233,7 +217,7 @@ static void *host_echo(void *p)
 	ssize_t n;
 
 	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		if (n > 0 && write_all(fd, buf, (size_t)n) < 0)
+		if (n > 0 && gen_write_all(fd, buf, (size_t)n) < 0)
 			break;
 	shutdown(fd, SHUT_WR);
 	return NULL;

@@ -5,13 +5,16 @@
  * byte p % 8 (little-endian) of gen_word(seed, p / 8), a splitmix64 of the
  * word index: every byte value occurs, distinct seeds give distinct streams,
  * and any range can be produced on its own, so a receiver checks a stream
- * chunk by chunk at whatever offsets its reads end.
+ * chunk by chunk at whatever offsets its reads end.  Also the one
+ * write-it-all loop the three programs share.
  */
 #ifndef MSVMM_TEST_GEN_H
 #define MSVMM_TEST_GEN_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 static inline uint64_t gen_word(uint64_t seed, uint64_t index)
 {
@@ -49,6 +52,24 @@ static inline size_t gen_check(uint64_t seed, uint64_t off, const uint8_t *buf, 
 		done += n;
 	}
 	return len;
+}
+
+/* All of buf to fd; -1 on error (errno says why). */
+static inline int gen_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 #endif

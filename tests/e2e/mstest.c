@@ -167,23 +167,6 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* All of buf to fd; -1 on error (errno says why). */
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Copy in to out until EOF on in: 0, or -1 (errno says why). */
 static int copy_fd(int in, int out)
@@ -199,7 +182,7 @@ static int copy_fd(int in, int out)
 			return -1;
 		if (n == 0)
 			return 0;
-		if (write_all(out, buf, (size_t)n) < 0)
+		if (gen_write_all(out, buf, (size_t)n) < 0)
 			return -1;
 	}
 }
@@ -217,7 +200,7 @@ static int cmd_gen(const char *seed_s, const char *bytes_s)
 		size_t n = bytes - off < sizeof(buf) ? (size_t)(bytes - off) : sizeof(buf);
 
 		gen_fill(seed, off, buf, n);
-		if (write_all(STDOUT_FILENO, buf, n) < 0) {
+		if (gen_write_all(STDOUT_FILENO, buf, n) < 0) {
 			fprintf(stderr, "mstest gen: write: %s\n", strerror(errno));
 			return 1;
 		}
@@ -314,7 +297,7 @@ static int cat_pump(int fd)
 				fprintf(stderr, "mstest vsock-cat: stdin: %s\n", strerror(errno));
 				return 1;
 			}
-			if (n > 0 && write_all(fd, buf, (size_t)n) < 0) {
+			if (n > 0 && gen_write_all(fd, buf, (size_t)n) < 0) {
 				fprintf(stderr, "mstest vsock-cat: sending: %s\n", strerror(errno));
 				return 1;
 			}
@@ -338,7 +321,7 @@ static int cat_pump(int fd)
 			}
 			if (n == 0)
 				return 0;
-			if (n > 0 && write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
+			if (n > 0 && gen_write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
 				fprintf(stderr, "mstest vsock-cat: stdout: %s\n", strerror(errno));
 				return 1;
 			}

@@ -122,22 +122,6 @@ static void test_limit(const char *name, unsigned int seconds)
 
 #define NEED_SANDBOX() ck_assert_msg(sb != NULL, "no sandbox: test_start failed")
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Output collected by on_output, per stream (1 stdout, 2 stderr), NUL-terminated for messages. */
 struct capture {
@@ -267,7 +251,7 @@ static int file_fill(int fd, uint64_t seed, uint64_t bytes)
 		size_t n = bytes - off < sizeof(buf) ? (size_t)(bytes - off) : sizeof(buf);
 
 		gen_fill(seed, off, buf, n);
-		if (write_all(fd, buf, n) < 0)
+		if (gen_write_all(fd, buf, n) < 0)
 			return -1;
 		off += n;
 	}
@@ -297,7 +281,7 @@ static void *conn_writer(void *p)
 		size_t n = CONN_BYTES - j->sent < sizeof(buf) ? (size_t)(CONN_BYTES - j->sent) : sizeof(buf);
 
 		gen_fill(j->seed, j->sent, buf, n);
-		if (write_all(j->fd, buf, n) < 0) {
+		if (gen_write_all(j->fd, buf, n) < 0) {
 			j->write_errno = errno;
 			return NULL;
 		}
@@ -738,7 +722,7 @@ START_TEST(test_vsock_uds)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", uds_path,
 		      strerror(errno));
-	ck_assert_int_eq(write_all(fd, "CONNECT 5000\n", 13), 0);
+	ck_assert_int_eq(gen_write_all(fd, "CONNECT 5000\n", 13), 0);
 	/* One byte at a time: nothing after the line is ours to swallow. */
 	while (len < sizeof(line) - 1) {
 		ssize_t n = read(fd, line + len, 1);
