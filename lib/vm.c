@@ -43,6 +43,9 @@ static const char cmdline_base[] =
 
 #define VM_MAX_RECORDS (3 + MSVMM_MAX_DISKS)
 
+/* Root, scratch, every extra disk and the vsock device each take a virtio slot. */
+_Static_assert(2 + MSVMM_MAX_DISKS + 1 <= VIRTIO_SLOTS_MAX, "not enough virtio slots for the disks and vsock");
+
 struct msvmm_vm {
 	struct machine m;
 	/* Run-spec records naming the disks for guest-init ('R', 'S', 'M'). */

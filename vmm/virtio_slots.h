@@ -18,8 +18,9 @@
 #include "kvm.h"
 #include "virtio_mmio.h"
 
-#define VIRTIO_SLOTS_MAX 8
-#define VIRTIO_SLOTS_GSI_BASE 5 /* 4 is COM1; 5..12 are free ISA/IOAPIC lines */
+/* An image's root and scratch disks, 6 extra disks (MSVMM_MAX_DISKS) and the vsock device. */
+#define VIRTIO_SLOTS_MAX 9
+#define VIRTIO_SLOTS_GSI_BASE 5 /* 4 is COM1; 5..13 raise nothing else here (no RTC or mouse IRQs) */
 
 struct virtio_slot;
 
