@@ -93,7 +93,7 @@ $(BUILD)/tests-san/%: tests/unit/%.c $(BUILD)/lib/libmsvmm-san.a
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
 
 # Tests that link the guest agent, which is not part of the library.
-AGENT_TESTS := test_agent_session test_exec_agent
+AGENT_TESTS := test_agent_session test_exec_agent test_vsock_agent
 $(AGENT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/unit/%.c \
 		$(BUILD)/obj/guest-init/agent.o $(BUILD)/lib/libmsvmm.a
 	@mkdir -p $(dir $@)

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "vsock_driver.h"
 
 /* Guest RAM layout. */
 #define RAM_SIZE (16u << 20)
@@ -137,50 +138,7 @@ struct vt {
 	bool destroyed;
 };
 
-/* ---- little-endian wire format, written independently of the device ---- */
-
-static void put_le(uint8_t *p, uint64_t v, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void wire_put(uint8_t *p, const struct vsock_hdr *h)
-{
-	put_le(p + 0, h->src_cid, 8);
-	put_le(p + 8, h->dst_cid, 8);
-	put_le(p + 16, h->src_port, 4);
-	put_le(p + 20, h->dst_port, 4);
-	put_le(p + 24, h->len, 4);
-	put_le(p + 28, h->type, 2);
-	put_le(p + 30, h->op, 2);
-	put_le(p + 32, h->flags, 4);
-	put_le(p + 36, h->buf_alloc, 4);
-	put_le(p + 40, h->fwd_cnt, 4);
-}
-
-static void wire_get(const uint8_t *p, struct vsock_hdr *h)
-{
-	h->src_cid = get_le(p + 0, 8);
-	h->dst_cid = get_le(p + 8, 8);
-	h->src_port = (uint32_t)get_le(p + 16, 4);
-	h->dst_port = (uint32_t)get_le(p + 20, 4);
-	h->len = (uint32_t)get_le(p + 24, 4);
-	h->type = (uint16_t)get_le(p + 28, 2);
-	h->op = (uint16_t)get_le(p + 30, 2);
-	h->flags = (uint32_t)get_le(p + 32, 4);
-	h->buf_alloc = (uint32_t)get_le(p + 36, 4);
-	h->fwd_cnt = (uint32_t)get_le(p + 40, 4);
-}
+/* ---- wire format and registers: tests/unit/vsock_driver.h ---- */
 
 /* ---- small utilities ---- */
 
@@ -242,44 +200,23 @@ static void count_irq(void *opaque)
 
 static uint32_t rd(struct vt *t, uint64_t off)
 {
-	uint8_t b[4];
-
-	virtio_mmio_access(&t->v->mmio, off, b, 4, false);
-	return tu_get32(b);
+	return vd_rd(t->v, off);
 }
 
 static void wr(struct vt *t, uint64_t off, uint32_t v)
 {
-	uint8_t b[4];
-
-	tu_put32(b, v);
-	virtio_mmio_access(&t->v->mmio, off, b, 4, true);
+	vd_wr(t->v, off, v);
 }
 
 static uint64_t device_features(struct vt *t)
 {
-	uint64_t f;
-
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(t, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return f | (uint64_t)rd(t, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+	return vd_device_features(t->v);
 }
 
 static void queue_setup(struct vt *t, unsigned int q, uint16_t size, uint64_t desc, uint64_t avail,
 			uint64_t used)
 {
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
-	ck_assert_uint_eq(rd(t, VIRTIO_MMIO_QUEUE_NUM_MAX), VSOCK_QUEUE_SIZE);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, size);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
-	wr(t, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
-	wr(t, VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	ck_assert_uint_eq(rd(t, VIRTIO_MMIO_QUEUE_READY), 1);
+	ck_assert(vd_queue_setup(t->v, q, size, desc, avail, used));
 }
 
 /* ---- rings ---- */
@@ -287,24 +224,17 @@ static void queue_setup(struct vt *t, unsigned int q, uint16_t size, uint64_t de
 static void put_desc(struct vt *t, uint64_t table, unsigned int i, uint64_t gpa, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
-	uint8_t *d = t->ram + table + 16 * i;
-
-	put_le(d, gpa, 8);
-	put_le(d + 8, len, 4);
-	put_le(d + 12, flags, 2);
-	put_le(d + 14, next, 2);
+	vd_put_desc(t->ram, table, i, gpa, len, flags, next);
 }
 
 static void avail_push(struct vt *t, uint64_t avail, uint16_t size, uint16_t *idx, uint16_t head)
 {
-	put_le(t->ram + avail + 4 + 2 * (*idx % size), head, 2);
-	(*idx)++;
-	__atomic_store_n((uint16_t *)(t->ram + avail + 2), *idx, __ATOMIC_RELEASE);
+	vd_avail_push(t->ram, avail, size, idx, head);
 }
 
 static uint16_t used_idx(struct vt *t, uint64_t used)
 {
-	return __atomic_load_n((uint16_t *)(t->ram + used + 2), __ATOMIC_ACQUIRE);
+	return vd_used_idx(t->ram, used);
 }
 
 static void rx_post(struct vt *t, unsigned int slot)
@@ -414,7 +344,7 @@ static void rx_collect(struct vt *t)
 			      "device used rx head %u that is not a posted buffer", id);
 		t->rx_posted[slot] = false;
 		ck_assert_uint_ge(len, VSOCK_HDR_SIZE);
-		wire_get(t->ram + base, &p.h);
+		vd_hdr_get(t->ram + base, &p.h);
 		data = t->ram + base + (t->layout == LAYOUT_LINUX ? RX_DATA_OFF : VSOCK_HDR_SIZE);
 		ck_assert_uint_le(p.h.len, t->rx_data_len);
 		ck_assert_uint_eq(len, VSOCK_HDR_SIZE + p.h.len);
@@ -494,12 +424,12 @@ static void tx_post(struct vt *t, const struct vsock_hdr *h, const void *payload
 
 	ck_assert_uint_le(plen, TX_PAYLOAD_MAX);
 	if (t->tx_single) {
-		wire_put(t->ram + base, h);
+		vd_hdr_put(t->ram + base, h);
 		if (plen)
 			memcpy(t->ram + base + VSOCK_HDR_SIZE, payload, plen);
 		put_desc(t, TX_DESC, head, base, VSOCK_HDR_SIZE + plen, 0, 0);
 	} else {
-		wire_put(t->ram + base, h);
+		vd_hdr_put(t->ram + base, h);
 		if (plen)
 			memcpy(t->ram + base + TX_PAYLOAD_OFF, payload, plen);
 		put_desc(t, TX_DESC, head, base, VSOCK_HDR_SIZE, plen ? VIRTQ_DESC_F_NEXT : 0,
@@ -572,7 +502,7 @@ static void bring_up(struct vt *t, unsigned int nr_rx)
 
 	/* Event buffers: struct virtio_vsock_event is one le32. */
 	for (unsigned int i = 0; i < NR_EV_BUFS; i++) {
-		put_le(t->ram + EV_BUF + 8 * i, 0xffffffffu, 4);
+		vd_put_le(t->ram + EV_BUF + 8 * i, 0xffffffffu, 4);
 		put_desc(t, EV_DESC, i, EV_BUF + 8 * i, 4, VIRTQ_DESC_F_WRITE, 0);
 		avail_push(t, EV_AVAIL, EV_QSIZE, &t->ev_avail, (uint16_t)i);
 	}
@@ -1051,7 +981,7 @@ START_TEST(test_hdr_codec)
 	}, back;
 	uint8_t mine[VSOCK_HDR_SIZE], theirs[VSOCK_HDR_SIZE];
 
-	wire_put(mine, &h);
+	vd_hdr_put(mine, &h);
 	memset(theirs, 0xee, sizeof(theirs));
 	vsock_hdr_encode(&h, theirs);
 	ck_assert_mem_eq(theirs, mine, VSOCK_HDR_SIZE);
@@ -1089,7 +1019,7 @@ START_TEST(test_config_and_features)
 	/* le64 guest_cid. */
 	virtio_mmio_access(&t.v->mmio, VIRTIO_MMIO_CONFIG, b, 8, false);
 	ck_assert_uint_eq(tu_get64(b), GUEST_CID);
-	ck_assert_uint_eq(get_le(b, 8), GUEST_CID);
+	ck_assert_uint_eq(vd_get_le(b, 8), GUEST_CID);
 	ck_assert_uint_eq(rd(&t, VIRTIO_MMIO_CONFIG), GUEST_CID);
 	ck_assert_uint_eq(rd(&t, VIRTIO_MMIO_CONFIG + 4), 0);
 	virtio_mmio_access(&t.v->mmio, VIRTIO_MMIO_CONFIG, b, 1, false);
@@ -1865,40 +1795,40 @@ START_TEST(test_bad_tx_chain)
 	memset(t.ram + SCRATCH, 'q', 0x20000);
 	switch (_i) {
 	case 0: /* shorter than the header */
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, 20, false };
 		break;
 	case 1: /* header split short: 20 + 20 bytes */
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, 20, false };
 		segs[n++] = (struct seg){ SCRATCH + 20, 20, false };
 		break;
 	case 2: /* hdr.len larger than the payload present */
 		h.len = 100;
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, VSOCK_HDR_SIZE, false };
 		segs[n++] = (struct seg){ SCRATCH + 0x100, 50, false };
 		break;
 	case 3: /* hdr.len > 64 KiB, all of it present */
 		h.len = VSOCK_MAX_PKT + 1;
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, VSOCK_HDR_SIZE, false };
 		segs[n++] = (struct seg){ SCRATCH + 0x100, VSOCK_MAX_PKT + 1, false };
 		break;
 	case 4: /* a writable descriptor in a tx chain */
 		h.op = VSOCK_OP_CREDIT_REQUEST;
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, VSOCK_HDR_SIZE, false };
 		segs[n++] = (struct seg){ SCRATCH + 0x100, 4096, true };
 		break;
 	case 5: /* only writable descriptors */
 		h.op = VSOCK_OP_CREDIT_REQUEST;
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, VSOCK_HDR_SIZE, true };
 		break;
 	case 6: /* a descriptor outside guest RAM */
 		h.len = 100;
-		wire_put(t.ram + SCRATCH, &h);
+		vd_hdr_put(t.ram + SCRATCH, &h);
 		segs[n++] = (struct seg){ SCRATCH, VSOCK_HDR_SIZE, false };
 		segs[n++] = (struct seg){ RAM_SIZE - 50, 100, false };
 		break;
@@ -1981,7 +1911,7 @@ START_TEST(test_odd_but_valid_chains)
 	/* Header split over two descriptors, payload after it in a third. */
 	h = mk_hdr(5400, 2000, VSOCK_OP_RW, 0, 3);
 	h.buf_alloc = 65536;
-	wire_put(t.ram + SCRATCH, &h);
+	vd_hdr_put(t.ram + SCRATCH, &h);
 	memcpy(t.ram + SCRATCH + 0x100, "abc", 3);
 	segs[0] = (struct seg){ SCRATCH, 20, false };
 	segs[1] = (struct seg){ SCRATCH + 20, 24, false };
@@ -1993,7 +1923,7 @@ START_TEST(test_odd_but_valid_chains)
 	ck_assert_mem_eq(got, "abc", 3);
 	/* More payload present than hdr.len: only hdr.len bytes count. */
 	h.len = 2;
-	wire_put(t.ram + SCRATCH, &h);
+	vd_hdr_put(t.ram + SCRATCH, &h);
 	memcpy(t.ram + SCRATCH + 0x100, "defgh", 5);
 	segs[0] = (struct seg){ SCRATCH, VSOCK_HDR_SIZE, false };
 	segs[1] = (struct seg){ SCRATCH + 0x100, 5, false };
@@ -2690,7 +2620,7 @@ START_TEST(test_transport_reset)
 	e = t.ram + EV_USED + 4;
 	ck_assert_uint_lt(tu_get32(e), NR_EV_BUFS);
 	ck_assert_uint_eq(tu_get32(e + 4), 4);
-	ck_assert_uint_eq(get_le(t.ram + EV_BUF + 8 * tu_get32(e), 4), VSOCK_EVENT_TRANSPORT_RESET);
+	ck_assert_uint_eq(vd_get_le(t.ram + EV_BUF + 8 * tu_get32(e), 4), VSOCK_EVENT_TRANSPORT_RESET);
 	host_eof(&t, fd);
 	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
 	close(fd);
@@ -2936,7 +2866,7 @@ END_TEST
 
 static void ev_post(struct vt *t, uint16_t desc)
 {
-	put_le(t->ram + EV_BUF + 8 * desc, 0xffffffffu, 4);
+	vd_put_le(t->ram + EV_BUF + 8 * desc, 0xffffffffu, 4);
 	put_desc(t, EV_DESC, desc, EV_BUF + 8 * desc, 4, VIRTQ_DESC_F_WRITE, 0);
 	avail_push(t, EV_AVAIL, EV_QSIZE, &t->ev_avail, desc);
 	virtio_mmio_notify(&t->v->mmio, VSOCK_QUEUE_EVENT);
@@ -2998,7 +2928,7 @@ START_TEST(test_transport_reset_without_event_buffer)
 	e = t.ram + EV_USED + 4 + 8 * ((used - 1) % EV_QSIZE);
 	ck_assert_uint_eq(tu_get32(e), NR_EV_BUFS);
 	ck_assert_uint_eq(tu_get32(e + 4), 4);
-	ck_assert_uint_eq(get_le(t.ram + EV_BUF + 8 * NR_EV_BUFS, 4), VSOCK_EVENT_TRANSPORT_RESET);
+	ck_assert_uint_eq(vd_get_le(t.ram + EV_BUF + 8 * NR_EV_BUFS, 4), VSOCK_EVENT_TRANSPORT_RESET);
 	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
 	for (unsigned int i = 0; i < 2; i++) {
 		host_eof(&t, fds[i]);
