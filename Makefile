@@ -78,7 +78,7 @@ images: $(BUILD)/guest/init $(BUILD)/bin/msvmm-mkinitramfs
 	@cp $(BUILD)/bin/msvmm-mkinitramfs $(BUILD)/share/msvmm/libexec/msvmm-mkinitramfs
 
 # Freestanding test guests: tiny kernels run at CPL0 through the real loaders.
-$(BUILD)/guests/%.elf: tests/guests/%.c tests/guests/guest.h tests/guests/guest.ld tests/guests/start.S
+$(BUILD)/guests/%.elf: tests/guests/%.c $(wildcard tests/guests/*.h) tests/guests/guest.ld tests/guests/start.S
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -ffreestanding -fno-pic -no-pie -nostdlib \
 		-mno-red-zone -mno-sse -mgeneral-regs-only -fno-stack-protector -fcf-protection=none \

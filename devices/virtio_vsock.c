@@ -314,12 +314,18 @@ static void vsock_peer_shutdown_progress(struct virtio_vsock *v, struct vsock_co
 static int vsock_rx_data(struct virtio_vsock *v, struct vsock_conn *c, const struct virtq_chain *ch,
 			 uint32_t len)
 {
+	/* What the guest must believe is in our buffer: bytes beyond the fwd_cnt it was told. */
+	uint32_t in_flight = c->rx_cnt - c->fwd_cnt_sent;
 	struct iovec iov[VIRTQ_MAX_SEGS];
 	ssize_t n = 0;
 	int cnt;
 
-	if (len > VSOCK_CONN_BUF - c->buf_len) {
-		/* More than the credit we gave: the guest broke flow control. */
+	/*
+	 * More than VSOCK_CONN_BUF of those broke flow control, even if the
+	 * host end could take them; it also bounds what the buffer below holds
+	 * (buf_len <= rx_cnt - fwd_cnt <= in_flight).
+	 */
+	if (in_flight > VSOCK_CONN_BUF || len > VSOCK_CONN_BUF - in_flight) {
 		v->nr_credit_violations++;
 		vsock_conn_reset(v, c);
 		return 0;
