@@ -147,10 +147,29 @@ static void vsock_wake_waiter(struct virtio_vsock *v, struct vsock_conn *c, int 
 	pthread_cond_broadcast(&v->cond);
 }
 
+static struct vsock_listen *vsock_listen_find(struct virtio_vsock *v, uint32_t port);
+
+/* A connection that ends before accept() took it leaves the backlog: it would only read EOF. */
+static void vsock_backlog_drop(struct virtio_vsock *v, struct vsock_conn *c)
+{
+	struct vsock_listen *l = vsock_listen_find(v, c->host_port);
+
+	for (unsigned int i = 0; l && i < l->nr; i++)
+		if (l->fds[i] == c->host_fd) {
+			close(l->fds[i]);
+			memmove(l->fds + i, l->fds + i + 1, (l->nr - i - 1) * sizeof(l->fds[0]));
+			l->nr--;
+			break;
+		}
+	c->in_backlog = false;
+}
+
 static void vsock_conn_free(struct virtio_vsock *v, struct vsock_conn *c)
 {
 	if (c->state == VSOCK_CONN_FREE)
 		return;
+	if (c->in_backlog)
+		vsock_backlog_drop(v, c);
 	vsock_wake_waiter(v, c, -ECONNRESET);
 	if (c->fd >= 0)
 		close(c->fd); /* closing also takes it off the epoll set */
@@ -430,6 +449,8 @@ static void vsock_guest_connect(struct virtio_vsock *v, const struct vsock_hdr *
 	c->pending = PEND_RESPONSE;
 	if (l) {
 		l->fds[l->nr++] = sv[1];
+		c->in_backlog = true;
+		c->host_fd = sv[1];
 		pthread_cond_broadcast(&v->cond);
 	}
 }
@@ -1165,6 +1186,9 @@ int virtio_vsock_accept(struct virtio_vsock *v, uint32_t host_port, unsigned int
 		fd = l->fds[0];
 		memmove(l->fds, l->fds + 1, (l->nr - 1) * sizeof(l->fds[0]));
 		l->nr--;
+		for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
+			if (v->conns[i].in_backlog && v->conns[i].host_fd == fd)
+				v->conns[i].in_backlog = false;
 	}
 	virtio_mmio_unlock(&v->mmio);
 	return fd;

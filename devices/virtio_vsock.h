@@ -149,6 +149,8 @@ struct vsock_conn {
 	uint32_t shutdown_sent; /* VSOCK_SHUTDOWN_* flags sent to the guest */
 	uint64_t deadline_ns; /* CONNECTING / CLOSING timeout; 0: none */
 	int *waiter;          /* connect(): 1 established, -errno refused */
+	bool in_backlog;      /* host_fd waits in the listen backlog for accept() */
+	int host_fd;          /* the caller's end while in_backlog */
 };
 
 struct vsock_listen {

@@ -2291,6 +2291,46 @@ START_TEST(test_backlog_limit)
 }
 END_TEST
 
+/* Connections the guest resets before accept() leave the backlog: they cannot fill it for good. */
+START_TEST(test_backlog_drops_dead)
+{
+	struct vt t;
+	struct pkt p;
+	int fd;
+	char got[4];
+
+	vt_init(&t);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 3300), 0);
+	for (unsigned int round = 0; round < 3; round++) {
+		for (unsigned int i = 0; i < VSOCK_MAX_BACKLOG; i++) {
+			send_raw(&t, 11000 + i, 3300, VSOCK_OP_REQUEST, 0, NULL, 0);
+			expect_pkt(&t, VSOCK_OP_RESPONSE, 3300, 11000 + i);
+		}
+		for (unsigned int i = 0; i < VSOCK_MAX_BACKLOG; i++)
+			send_raw(&t, 11000 + i, 3300, VSOCK_OP_RST, 0, NULL, 0);
+		expect_quiet(&t);
+		ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 0);
+	}
+	ck_assert_int_eq(virtio_vsock_accept(t.v, 3300, 0), -ETIMEDOUT);
+	/* A live one still gets in, and is the one accept() returns. */
+	send_raw(&t, 12000, 3300, VSOCK_OP_REQUEST, 0, NULL, 0);
+	expect_pkt(&t, VSOCK_OP_RESPONSE, 3300, 12000);
+	fd = virtio_vsock_accept(t.v, 3300, 0);
+	ck_assert_int_ge(fd, 0);
+	send_raw(&t, 12000, 3300, VSOCK_OP_RW, 0, "live", 4);
+	read_exact(&t, fd, got, 4);
+	ck_assert_mem_eq(got, "live", 4);
+	/* Once accepted, the fd is the caller's: a reset shows as EOF, it is not closed under them. */
+	send_raw(&t, 12000, 3300, VSOCK_OP_RST, 0, NULL, 0);
+	ck_assert_uint_eq(host_eof(&t, fd), 0);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	close(fd);
+	while (next_pkt(&t, &p))
+		;
+	vt_fini(&t);
+}
+END_TEST
+
 START_TEST(test_connection_flood)
 {
 	struct vt t;
@@ -3079,6 +3119,7 @@ static Suite *virtio_vsock_suite(void)
 	tcase_add_test(bad, test_honest_guest_slow_host);
 	tcase_add_test(bad, test_order_kept_behind_held_bytes);
 	tcase_add_test(bad, test_backlog_limit);
+	tcase_add_test(bad, test_backlog_drops_dead);
 	tcase_add_test(bad, test_connection_flood);
 	tcase_add_test(bad, test_rst_flood_bounded);
 	tcase_add_test(bad, test_conn_rsts_never_lost);
