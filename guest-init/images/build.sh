@@ -14,7 +14,8 @@
 # Each also gets an image.conf (name, files, default command).
 #
 # Images are cached by content (this script, the init binary, and busybox or
-# the package list) under ${MSVMM_CACHE:-$HOME/.cache/msvmm}/images/<name>-<sha256>/;
+# the package list; the python disks by this script and the package list
+# only) under ${MSVMM_CACHE:-$HOME/.cache/msvmm}/images/<name>-<sha256>/;
 # a cached image is only linked into OUTDIR, silently.  The python image needs
 # root (debootstrap) and the Debian archive the host's apt uses, once.
 #
@@ -321,24 +322,29 @@ py_initramfs() {
 	rm -f "$tmp/list" "$tmp/init"
 }
 
-python_build() {
+python_root_build() {
 	local entry=$1 t0 boot
 	t0=$(now)
-	echo "  IMAGE   python -> $entry" >&2
-	entry_begin python
+	echo "  IMAGE   python disks -> $entry" >&2
+	entry_begin python-root
 	py_debootstrap "$tmp/root"
 	boot=$(since "$t0")
 	py_clean "$tmp/root"
 	py_rootfs "$tmp/root" "$tmp/rootfs.ext4"
 	cleanup_root "$tmp/root"
 	py_scratch "$tmp/scratch.ext4"
-	py_initramfs "$tmp/initramfs.cpio"
 	rm -f "$tmp/debootstrap.log"
-	echo "  IMAGE   python built in $(since "$t0") s (debootstrap $boot s):" \
+	echo "  IMAGE   python disks built in $(since "$t0") s (debootstrap $boot s):" \
 		"rootfs.ext4 $(mib "$tmp/rootfs.ext4") MiB ($(du -m "$tmp/rootfs.ext4" | cut -f1) MiB used)," \
-		"scratch.ext4 $(mib "$tmp/scratch.ext4") MiB ($(du -m "$tmp/scratch.ext4" | cut -f1) MiB used)," \
-		"initramfs.cpio $(du -k --apparent-size "$tmp/initramfs.cpio" | cut -f1) KiB" >&2
+		"scratch.ext4 $(mib "$tmp/scratch.ext4") MiB ($(du -m "$tmp/scratch.ext4" | cut -f1) MiB used)" >&2
 	entry_commit "$entry" rootfs.ext4
+}
+
+python_init_build() {
+	entry_begin python-init
+	py_initramfs "$tmp/initramfs.cpio"
+	echo "  IMAGE   python initramfs.cpio $(du -k --apparent-size "$tmp/initramfs.cpio" | cut -f1) KiB" >&2
+	entry_commit "$1" initramfs.cpio
 }
 
 # The debootstrap tree is only an input of rootfs.ext4.
@@ -346,20 +352,26 @@ cleanup_root() {
 	rm -rf --one-file-system "$1"
 }
 
+# The disks (debootstrap: a minute) depend on the recipe alone, the
+# initramfs (init and mount points: milliseconds) on init too, so a new init
+# does not rebuild the root filesystem.
 python_image() {
-	local hash entry dest f
-	hash=$(cat "$init_bin" "$script" <(echo "$py_suite $py_variant $py_packages $py_scratch_size") |
+	local root_hash init_hash root init dest
+	root_hash=$(cat "$script" <(echo "$py_suite $py_variant $py_packages $py_scratch_size") |
 		sha256sum | cut -c1-64)
-	entry="$cache/python-$hash"
-	if [ ! -f "$entry/rootfs.ext4" ]; then
+	init_hash=$(cat "$init_bin" "$script" | sha256sum | cut -c1-64)
+	root="$cache/python-root-$root_hash"
+	init="$cache/python-init-$init_hash"
+	[ -f "$root/rootfs.ext4" ] || python_root_build "$root"
+	if [ ! -f "$init/initramfs.cpio" ]; then
 		[ -x "$mkinitramfs" ] || die "$mkinitramfs: missing (make build/bin/msvmm-mkinitramfs)"
-		python_build "$entry"
+		python_init_build "$init"
 	fi
 	dest="$outdir/python"
 	mkdir -p "$dest"
-	for f in initramfs.cpio rootfs.ext4 scratch.ext4; do
-		install_file "$entry" "$dest" "$f"
-	done
+	install_file "$init" "$dest" initramfs.cpio
+	install_file "$root" "$dest" rootfs.ext4
+	install_file "$root" "$dest" scratch.ext4
 	install_conf "$dest" $'name=python\ninitramfs=initramfs.cpio\nrootfs=rootfs.ext4\nscratch=scratch.ext4\ndefault_cmd=/usr/bin/python3\n'
 }
 
