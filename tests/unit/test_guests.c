@@ -24,6 +24,7 @@
 
 #include "cpio.h"
 #include "msvmm.h"
+#include "testutil.h"
 
 #define GUEST_MEM_MIB 64
 #define GUEST_TIMEOUT_MS 60000
@@ -45,49 +46,6 @@ struct guest_run {
 	double ms;		/* create + run, wall clock */
 };
 
-static void guest_elf_path(const char *name, char *out, size_t len)
-{
-	const char *build = getenv("MSVMM_BUILD");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (build && *build) {
-		snprintf(out, len, "%s/guests/%s.elf", build, name);
-		return;
-	}
-	/* BUILD/tests/test_guests or BUILD/tests-san/test_guests: guests are in BUILD/guests. */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (snprintf(out, len, "%s/../guests/%s.elf", exe, name) < (int)len && access(out, R_OK) == 0)
-				return;
-		}
-	}
-	snprintf(out, len, "build/guests/%s.elf", name);
-}
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A tiny image initramfs in a temp file; the caller unlinks 'path'. */
 static void make_initramfs(char *path, size_t len)
 {
@@ -100,7 +58,7 @@ static void make_initramfs(char *path, size_t len)
 	snprintf(path, len, "%s/msvmm-test-guest-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	fd = mkstemp(path);
 	ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-	if (write_all(fd, c.data, c.len) < 0) {
+	if (tu_write_all(fd, c.data, c.len) < 0) {
 		unlink(path);
 		ck_abort_msg("writing %s: %s", path, strerror(errno));
 	}
@@ -146,7 +104,7 @@ static void run_guest(const char *name, const char *const *argv, const char *env
 
 	memset(g, 0, sizeof(*g));
 	g->name = name;
-	guest_elf_path(name, elf, sizeof(elf));
+	tu_guest_elf_path(name, elf, sizeof(elf));
 	ck_assert_msg(access(elf, R_OK) == 0, "guest %s: %s (build it: make %s)", elf, strerror(errno), elf);
 	cfg = msvmm_config_new();
 	ck_assert_ptr_nonnull(cfg);

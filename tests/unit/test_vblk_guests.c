@@ -25,6 +25,7 @@
 
 #include "cpio.h"
 #include "msvmm.h"
+#include "testutil.h"
 
 #define GUEST_MEM_MIB 64
 #define GUEST_TIMEOUT_MS 60000
@@ -82,38 +83,6 @@ struct guest_run {
 	size_t console_len;
 	double ms;
 };
-
-static const char *tmpdir(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	return t && *t ? t : "/tmp";
-}
-
-static void guest_elf_path(const char *name, char *out, size_t len)
-{
-	const char *build = getenv("MSVMM_BUILD");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (build && *build) {
-		snprintf(out, len, "%s/guests/%s.elf", build, name);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (snprintf(out, len, "%s/../guests/%s.elf", exe, name) < (int)len && access(out, R_OK) == 0)
-				return;
-		}
-	}
-	snprintf(out, len, "build/guests/%s.elf", name);
-}
 
 static int write_all(int fd, const void *p, size_t len, off_t off)
 {
@@ -180,7 +149,7 @@ static void make_disks(struct disk *d, unsigned int n, uint64_t size, int read_o
 		d[k].size = size;
 		d[k].read_only = read_only;
 		d[k].before = image_bytes(size);
-		snprintf(d[k].path, sizeof(d[k].path), "%s/msvmm-test-vblk-XXXXXX", tmpdir());
+		snprintf(d[k].path, sizeof(d[k].path), "%s/msvmm-test-vblk-XXXXXX", tu_tmpdir());
 		fd = mkstemp(d[k].path);
 		if (fd < 0)
 			e = errno;
@@ -205,7 +174,7 @@ static void make_initramfs(char *path, size_t len)
 	cpio_init(&c);
 	ck_assert_int_eq(cpio_add_file(&c, "hello.txt", 0644, "vblk\n", 5), 0);
 	ck_assert_int_eq(cpio_finish(&c), 0);
-	snprintf(path, len, "%s/msvmm-test-vblk-initrd-XXXXXX", tmpdir());
+	snprintf(path, len, "%s/msvmm-test-vblk-initrd-XXXXXX", tu_tmpdir());
 	fd = mkstemp(path);
 	ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
 	if (write_all(fd, c.data, c.len, 0) < 0) {
@@ -222,7 +191,7 @@ static int make_console(void)
 	char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/msvmm-test-console-XXXXXX", tmpdir());
+	snprintf(path, sizeof(path), "%s/msvmm-test-console-XXXXXX", tu_tmpdir());
 	fd = mkstemp(path);
 	ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
 	unlink(path);
@@ -256,7 +225,7 @@ static void run_guest(const char *name, const char *extra, struct disk *disks, u
 
 	memset(g, 0, sizeof(*g));
 	g->name = name;
-	guest_elf_path(name, elf, sizeof(elf));
+	tu_guest_elf_path(name, elf, sizeof(elf));
 	cfg = msvmm_config_new();
 	if (access(elf, R_OK) || !cfg || msvmm_config_set_kernel(cfg, elf) ||
 	    msvmm_config_set_memory_mib(cfg, GUEST_MEM_MIB) || msvmm_config_set_timeout_ms(cfg, GUEST_TIMEOUT_MS) ||

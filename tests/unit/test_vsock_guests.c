@@ -35,6 +35,7 @@
 
 #include "cpio.h"
 #include "msvmm.h"
+#include "testutil.h"
 
 #define GUEST_MEM_MIB 64
 #define GUEST_TIMEOUT_MS 60000
@@ -122,38 +123,6 @@ struct guest_run {
 	long rss_before_kib, rss_after_kib;
 };
 
-static const char *tmpdir(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	return t && *t ? t : "/tmp";
-}
-
-static void guest_elf_path(const char *name, char *out, size_t len)
-{
-	const char *build = getenv("MSVMM_BUILD");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (build && *build) {
-		snprintf(out, len, "%s/guests/%s.elf", build, name);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (snprintf(out, len, "%s/../guests/%s.elf", exe, name) < (int)len && access(out, R_OK) == 0)
-				return;
-		}
-	}
-	snprintf(out, len, "build/guests/%s.elf", name);
-}
-
 /* Sockets: send(), so that a peer gone away is EPIPE, not SIGPIPE. */
 static int send_all(int fd, const void *p, size_t len)
 {
@@ -161,23 +130,6 @@ static int send_all(int fd, const void *p, size_t len)
 
 	while (len) {
 		ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len) {
-		ssize_t n = write(fd, b, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -197,10 +149,10 @@ static void make_initramfs(char *path, size_t len)
 	cpio_init(&c);
 	ck_assert_int_eq(cpio_add_file(&c, "hello.txt", 0644, "vsock\n", 6), 0);
 	ck_assert_int_eq(cpio_finish(&c), 0);
-	snprintf(path, len, "%s/msvmm-test-vsock-initrd-XXXXXX", tmpdir());
+	snprintf(path, len, "%s/msvmm-test-vsock-initrd-XXXXXX", tu_tmpdir());
 	fd = mkstemp(path);
 	ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
-	if (write_all(fd, c.data, c.len) < 0) {
+	if (tu_write_all(fd, c.data, c.len) < 0) {
 		close(fd);
 		unlink(path);
 		ck_abort_msg("writing %s: %s", path, strerror(errno));
@@ -214,7 +166,7 @@ static int make_console(void)
 	char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/msvmm-test-console-XXXXXX", tmpdir());
+	snprintf(path, sizeof(path), "%s/msvmm-test-console-XXXXXX", tu_tmpdir());
 	fd = mkstemp(path);
 	ck_assert_msg(fd >= 0, "mkstemp %s: %s", path, strerror(errno));
 	unlink(path);
@@ -403,7 +355,7 @@ static void run_guest(const char *name, struct host *h, struct guest_run *g)
 	memset(g, 0, sizeof(*g));
 	g->name = name;
 	g->rss_before_kib = g->rss_after_kib = -1;
-	guest_elf_path(name, elf, sizeof(elf));
+	tu_guest_elf_path(name, elf, sizeof(elf));
 	snprintf(extra, sizeof(extra), "msvmm.test=%s", name);
 	cfg = msvmm_config_new();
 	if (access(elf, R_OK) || !cfg || msvmm_config_set_kernel(cfg, elf) ||

@@ -4,9 +4,13 @@
 #define MSVMM_TESTUTIL_H
 
 #include <check.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "msvmm.h"
 
@@ -34,6 +38,62 @@ static inline void tu_put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline uint16_t tu_get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t tu_get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t tu_get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Where temp files go: $TMPDIR, else /tmp. */
+static inline const char *tu_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t && *t ? t : "/tmp";
+}
+
+/* All of p to fd; -1 on error (errno says why). */
+static inline int tu_write_all(int fd, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	while (len) {
+		ssize_t n = write(fd, b, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A freestanding test guest (tests/guests/NAME.c, built as NAME.elf):
+ * $MSVMM_BUILD/guests, else BUILD/guests next to this test binary (it runs
+ * from BUILD/tests or BUILD/tests-san), else build/guests.
+ */
+static inline void tu_guest_elf_path(const char *name, char *out, size_t len)
+{
+	const char *build = getenv("MSVMM_BUILD");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (build && *build) {
+		snprintf(out, len, "%s/guests/%s.elf", build, name);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(out, len, "%s/../guests/%s.elf", exe, name) < (int)len && access(out, R_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, len, "build/guests/%s.elf", name);
+}
 
 /* Run one suite; the process exit status says whether every test passed. */
 static inline int tu_run(Suite *s)
