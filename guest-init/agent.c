@@ -521,7 +521,7 @@ static int env_has(char *const *env, size_t n, const char *key, size_t klen)
 static char **env_build(const struct exec_req *r, char *const *base, const struct creds *c,
 			char *home_var, size_t home_size)
 {
-	size_t nbase = 0, n = r->nenv;
+	size_t nbase = 0, n;
 	char **env;
 
 	while (base && base[nbase])
@@ -529,7 +529,15 @@ static char **env_build(const struct exec_req *r, char *const *base, const struc
 	env = malloc((r->nenv + nbase + 4) * sizeof(char *));
 	if (!env)
 		return NULL;
-	memcpy(env, r->env, r->nenv * sizeof(char *));
+	/* A key given twice takes its last value, as with docker run -e A=1 -e A=2. */
+	n = 0;
+	for (size_t i = 0; i < r->nenv; i++) {
+		const char *eq = strchr(r->env[i], '=');
+		size_t klen = eq ? (size_t)(eq - r->env[i]) : strlen(r->env[i]);
+
+		if (!env_has(r->env + i + 1, r->nenv - i - 1, r->env[i], klen))
+			env[n++] = r->env[i];
+	}
 	for (size_t i = 0; i < nbase; i++) {
 		const char *eq = strchr(base[i], '=');
 

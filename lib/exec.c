@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,8 @@
 /* After SIGKILL for a timeout, how long the agent gets to report the exit. */
 #define EXEC_KILL_GRACE_MS 5000
 #define EXEC_MAX_QUEUED 32
+/* Frames handled per pump pass (each at most 64 KiB) before poll looks again. */
+#define EXEC_READ_BUDGET 16
 
 struct msvmm_exec {
 	struct msvmm_sandbox *sb; /* NULL over a bare fd */
@@ -237,7 +241,8 @@ static int exec_new(const struct exec_defaults *d, const msvmm_exec_opts *o, str
 static void exec_send_now(struct msvmm_exec *ex)
 {
 	while (!exec_out_empty(ex)) {
-		ssize_t n = write(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off);
+		/* send(): a connection the device reset is EPIPE here, never SIGPIPE for the caller. */
+		ssize_t n = send(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off, MSG_NOSIGNAL);
 
 		if (n <= 0 && !(n < 0 && errno == EINTR))
 			return;
@@ -312,16 +317,21 @@ int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **o
 static int exec_queue(struct msvmm_exec *ex, uint8_t type, uint8_t flags, const uint8_t payload[4])
 {
 	uint64_t one = 1;
+	unsigned int i;
 	int rc = 0;
 
 	pthread_mutex_lock(&ex->lock);
-	if (ex->nr_queued == EXEC_MAX_QUEUED) {
+	/* Only the newest size matters: a burst of resizes never crowds out a signal. */
+	for (i = 0; i < ex->nr_queued && !(type == AGENT_RESIZE && ex->queued[i].type == AGENT_RESIZE); i++)
+		;
+	if (i == EXEC_MAX_QUEUED) {
 		rc = -MSVMM_EINVAL;
 	} else {
-		ex->queued[ex->nr_queued].type = type;
-		ex->queued[ex->nr_queued].flags = flags;
-		memcpy(ex->queued[ex->nr_queued].payload, payload, 4);
-		ex->nr_queued++;
+		ex->queued[i].type = type;
+		ex->queued[i].flags = flags;
+		memcpy(ex->queued[i].payload, payload, 4);
+		if (i == ex->nr_queued)
+			ex->nr_queued++;
 	}
 	pthread_mutex_unlock(&ex->lock);
 	if (!rc && write(ex->wake_fd, &one, sizeof(one)) < 0) {
@@ -469,9 +479,16 @@ static int exec_dispatch(struct msvmm_exec *ex, msvmm_error *err)
 	}
 }
 
-/* Read what the connection has; dispatch whole frames.  0, 1 at EOF, or -MSVMM_E*. */
-static int exec_read(struct msvmm_exec *ex, msvmm_error *err)
+/*
+ * Read what the connection has and dispatch up to 'budget' whole frames
+ * (0: no limit), so that a guest that keeps the socket full cannot keep
+ * the pump from its deadline, queued signals and stdin.  0, 1 at EOF, or
+ * -MSVMM_E*.
+ */
+static int exec_read(struct msvmm_exec *ex, unsigned int budget, msvmm_error *err)
 {
+	unsigned int frames = 0;
+
 	for (;;) {
 		bool in_hdr = ex->hdr_have < AGENT_HDR_SIZE;
 		uint8_t *dst = in_hdr ? ex->hdr + ex->hdr_have : ex->payload + ex->payload_have;
@@ -503,7 +520,7 @@ static int exec_read(struct msvmm_exec *ex, msvmm_error *err)
 		}
 		ex->hdr_have = 0;
 		rc = exec_dispatch(ex, err);
-		if (rc || ex->exited)
+		if (rc || ex->exited || (budget && ++frames == budget))
 			return rc;
 	}
 }
@@ -524,7 +541,8 @@ static int exec_closed_early(struct msvmm_exec *ex, msvmm_error *err)
 static int exec_flush(struct msvmm_exec *ex, msvmm_error *err)
 {
 	while (!exec_out_empty(ex)) {
-		ssize_t n = write(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off);
+		/* send(): a connection the device reset is EPIPE here, never SIGPIPE for the caller. */
+		ssize_t n = send(ex->fd, ex->out + ex->out_off, ex->out_len - ex->out_off, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -536,7 +554,7 @@ static int exec_flush(struct msvmm_exec *ex, msvmm_error *err)
 			 * we still had stdin for the command (head -c 100 < big).
 			 * What arrived before the close is still to be read.
 			 */
-			int rc = exec_read(ex, err);
+			int rc = exec_read(ex, 0, err);
 
 			if (rc < 0)
 				return rc;
@@ -588,7 +606,10 @@ static int exec_poll_timeout(const struct msvmm_exec *ex)
 
 	if (!until)
 		return -1;
-	return until <= now ? 0 : (int)((until - now) / 1000000ULL) + 1;
+	if (until <= now)
+		return 0;
+	/* Deadlines a year out do not fit poll's int: wake up early and look again. */
+	return (until - now) / 1000000ULL >= INT_MAX ? INT_MAX : (int)((until - now) / 1000000ULL) + 1;
 }
 
 /* Deadline passed: kill the command's group, then wait a grace period for its EXIT. */
@@ -635,7 +656,7 @@ static int exec_pump_once(struct msvmm_exec *ex, msvmm_error *err)
 	if ((rc = exec_flush(ex, err)))
 		return rc;
 	if (!ex->exited && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-		rc = exec_read(ex, err);
+		rc = exec_read(ex, EXEC_READ_BUDGET, err);
 		if (rc < 0)
 			return rc;
 		if (rc > 0 && !ex->exited)

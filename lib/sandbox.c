@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent_proto.h"
@@ -179,6 +180,7 @@ void msvmm_sandbox_timings(msvmm_sandbox *sb, msvmm_result *res)
 static int sandbox_send_shutdown(struct msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err)
 {
 	uint8_t msg[AGENT_HDR_SIZE * 2 + 4];
+	ssize_t n;
 	int fd, rc;
 
 	rc = msvmm_vm_vsock_connect(sb->vm, AGENT_PORT, timeout_ms, &fd, err);
@@ -187,9 +189,10 @@ static int sandbox_send_shutdown(struct msvmm_sandbox *sb, unsigned int timeout_
 	agent_hdr_pack(msg, AGENT_HELLO, 0, 4);
 	agent_put32(msg + AGENT_HDR_SIZE, AGENT_PROTO_VERSION);
 	agent_hdr_pack(msg + AGENT_HDR_SIZE + 4, AGENT_SHUTDOWN, 0, 0);
-	rc = write(fd, msg, sizeof(msg)) == (ssize_t)sizeof(msg) ? 0 : -1;
+	n = send(fd, msg, sizeof(msg), MSG_NOSIGNAL);
+	rc = n == (ssize_t)sizeof(msg) ? 0 : n < 0 ? -errno : -EIO;
 	close(fd);
-	return rc ? err_set(err, MSVMM_EIO, "cannot ask the guest agent to shut down") : 0;
+	return rc ? err_set(err, MSVMM_EIO, "cannot ask the guest agent to shut down: %s", strerror(-rc)) : 0;
 }
 
 int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err)

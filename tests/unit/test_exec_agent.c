@@ -374,6 +374,33 @@ START_TEST(test_callback_utf8_env_workdir)
 }
 END_TEST
 
+/* The sandbox's environment first, the exec's after it; the last value of a key wins. */
+START_TEST(test_env_last_wins)
+{
+	static char *const sb_env[] = { "A=sandbox", "B=kept", NULL };
+	const struct exec_defaults d = { .env = sb_env, .default_cmd = "/bin/sh" };
+	struct capture cap = { 0 };
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err;
+	msvmm_exec *ex;
+	pid_t pid;
+	int fd = agent_fork(&pid);
+
+	msvmm_exec_opts_init(&o);
+	o.argv = (const char *[]){ "sh", "-c", "printf '%s %s' \"$A\" \"$B\"; env | grep -c '^A='", NULL };
+	o.env = (const char *[]){ "A=first", "A=last", NULL };
+	o.on_output = capture_fn;
+	o.opaque = &cap;
+	ck_assert_int_eq(exec_start_fd(fd, &d, &o, &ex, &err), 0);
+	ck_assert_int_eq(msvmm_exec_wait(ex, &res, &err), 0);
+	msvmm_exec_free(ex);
+	agent_reap(pid);
+	ck_assert_int_eq(res.status, 0);
+	ck_assert_str_eq(cap.out, "last kept1\n");
+}
+END_TEST
+
 START_TEST(test_not_found_127)
 {
 	struct capture cap = { 0 };
@@ -605,6 +632,7 @@ int main(void)
 	tcase_add_test(tc, test_timeout_kills);
 	tcase_add_test(tc, test_callback_utf8_env_workdir);
 	tcase_add_test(tc, test_not_found_127);
+	tcase_add_test(tc, test_env_last_wins);
 	tcase_add_test(tc, test_bad_options_refused);
 	tcase_add_test(tc, test_hostile_agent);
 	tcase_add_test(tc, test_timeout_unconfirmed);
