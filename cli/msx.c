@@ -62,10 +62,14 @@ static uint64_t now_ns(void)
  */
 static const int msx_fwd_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 
+/* What a signal to msx does: end msx while booting, reach the command, or wait for the stop. */
+enum msx_phase { MSX_BOOTING, MSX_RUNNING, MSX_STOPPING };
+
 struct msx_signals {
 	sigset_t set;
 	pthread_mutex_t lock;
-	msvmm_exec *ex; /* the running command, or NULL while booting or after it */
+	enum msx_phase phase;
+	msvmm_exec *ex; /* the running command (MSX_RUNNING) */
 	int tty_fd;     /* where the window size is read for SIGWINCH, or -1 */
 };
 
@@ -88,52 +92,61 @@ static void *msx_signal_thread(void *p)
 
 	while (sigwait(&s->set, &sig) == 0) {
 		pthread_mutex_lock(&s->lock);
-		if (sig == SIGWINCH) {
-			if (s->ex && msx_winsize(s->tty_fd, &rows, &cols) == 0)
+		if (s->phase == MSX_RUNNING && sig == SIGWINCH) {
+			if (msx_winsize(s->tty_fd, &rows, &cols) == 0)
 				msvmm_exec_resize(s->ex, rows, cols);
-		} else if (s->ex) {
+		} else if (s->phase == MSX_RUNNING) {
 			msvmm_exec_signal(s->ex, sig);
-		} else {
-			/* Still booting: nothing to forward to, and nothing on disk to clean up. */
+		} else if (s->phase == MSX_BOOTING && sig != SIGWINCH) {
+			/* Nothing to forward to yet, and nothing on disk to clean up. */
 			_exit(128 + sig);
 		}
+		/* Stopping: the command has its status; -v disks are being synced. */
 		pthread_mutex_unlock(&s->lock);
 	}
 	return NULL;
 }
 
-static void msx_set_exec(struct msx_signals *s, msvmm_exec *ex)
+static void msx_set_phase(struct msx_signals *s, enum msx_phase phase, msvmm_exec *ex)
 {
 	pthread_mutex_lock(&s->lock);
+	s->phase = phase;
 	s->ex = ex;
 	pthread_mutex_unlock(&s->lock);
 }
 
-static int msx_config(const struct msx_args *a, msvmm_config *cfg)
+/* Fill cfg from the options; on failure *what names the option that was refused. */
+static int msx_config(const struct msx_args *a, msvmm_config *cfg, const char **what)
 {
 	int rc = msvmm_config_set_image(cfg, a->image);
 
-	if (!rc && a->kernel)
+	*what = a->image;
+	if (!rc && a->kernel && (*what = "--kernel"))
 		rc = msvmm_config_set_kernel(cfg, a->kernel);
-	if (!rc && a->memory_mib)
+	if (!rc && a->memory_mib && (*what = "--memory"))
 		rc = msvmm_config_set_memory_mib(cfg, a->memory_mib);
-	if (!rc && a->cpus)
+	if (!rc && a->cpus && (*what = "--cpus"))
 		rc = msvmm_config_set_vcpus(cfg, a->cpus);
-	for (unsigned int i = 0; !rc && i < a->nr_vols; i++)
+	for (unsigned int i = 0; !rc && i < a->nr_vols; i++) {
+		*what = a->vols[i].host;
 		rc = msvmm_config_add_disk(cfg, a->vols[i].host, a->vols[i].guest[0] ? a->vols[i].guest : NULL,
 					   a->vols[i].read_only);
-	for (unsigned int i = 0; !rc && i < a->nr_env; i++)
+	}
+	for (unsigned int i = 0; !rc && i < a->nr_env; i++) {
+		*what = a->env[i];
 		rc = msvmm_config_add_env(cfg, a->env[i]);
-	if (!rc && a->workdir)
+	}
+	if (!rc && a->workdir && (*what = "--workdir"))
 		rc = msvmm_config_set_workdir(cfg, a->workdir);
+	*what = "msx";
 	/* Only guest-init's own failures and the kernel log (--console) use the console. */
 	if (!rc)
 		rc = msvmm_config_set_console_fd(cfg, STDERR_FILENO);
 	if (!rc)
 		rc = msvmm_config_set_kernel_log(cfg, a->console);
-	if (!rc && a->cmdline_extra)
+	if (!rc && a->cmdline_extra && (*what = "--cmdline"))
 		rc = msvmm_config_set_extra_cmdline(cfg, a->cmdline_extra);
-	if (!rc)
+	if (!rc && (*what = "--profile"))
 		rc = msvmm_config_set_profile_hz(cfg, a->profile_hz);
 	return rc;
 }
@@ -218,15 +231,18 @@ static int msx_exec(const struct msx_args *a, msvmm_sandbox *sb, struct msx_sign
 
 	msx_exec_opts(a, &o);
 	rc = msvmm_exec_start(sb, &o, &ex, err);
-	if (rc)
+	if (rc) {
+		msx_set_phase(sigs, MSX_STOPPING, NULL);
 		return rc;
+	}
+	sigs->tty_fd = a->tty ? (isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO) : -1;
+	/* Signals reach the command before the terminal goes raw and until it is restored. */
+	msx_set_phase(sigs, MSX_RUNNING, ex);
 	if (a->tty && a->interactive)
 		msx_term_raw(&term, STDIN_FILENO);
-	sigs->tty_fd = a->tty ? (isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO) : -1;
-	msx_set_exec(sigs, ex);
 	rc = msvmm_exec_wait(ex, res, err);
-	msx_set_exec(sigs, NULL);
 	msx_term_restore(&term);
+	msx_set_phase(sigs, MSX_STOPPING, NULL);
 	msvmm_exec_free(ex);
 	return rc;
 }
@@ -247,10 +263,8 @@ static int msx_run(const struct msx_args *a, msvmm_config *cfg, struct msx_signa
 	t_exec = now_ns();
 	rc = msx_exec(a, sb, sigs, &res, &err);
 	t_done = now_ns();
-	if (rc == 0 || rc == -MSVMM_ETIMEDOUT)
-		status = rc ? MSX_EXIT_TIMEOUT : res.status;
-	else
-		status = MSX_EXIT_OWN_ERROR;
+	/* 124 only for the command's own timeout, not for msx's (a guest that does not answer). */
+	status = res.timed_out ? MSX_EXIT_TIMEOUT : rc ? MSX_EXIT_OWN_ERROR : res.status;
 	if (rc)
 		fprintf(stderr, "msx: %s\n", err.message);
 	if (a->timings) {
@@ -259,8 +273,8 @@ static int msx_run(const struct msx_args *a, msvmm_config *cfg, struct msx_signa
 	}
 	if (a->profile_hz && msvmm_vm_profile_report(msvmm_sandbox_vm(sb), STDERR_FILENO, MSX_PROFILE_TOP, &err) < 0)
 		fprintf(stderr, "msx: %s\n", err.message);
-	/* Writes to -v disks reach them before the VM goes. */
-	if (msvmm_sandbox_stop(sb, MSX_STOP_TIMEOUT_MS, &err) < 0) {
+	/* Writes to -v disks reach them before the VM goes; one error line is enough. */
+	if (msvmm_sandbox_stop(sb, MSX_STOP_TIMEOUT_MS, &err) < 0 && !rc) {
 		fprintf(stderr, "msx: %s\n", err.message);
 		if (!status)
 			status = MSX_EXIT_OWN_ERROR;
@@ -273,8 +287,9 @@ int main(int argc, char **argv)
 {
 	uint64_t t_main = now_ns();
 	struct msx_args a;
-	struct msx_signals sigs = { .ex = NULL, .tty_fd = -1 };
+	struct msx_signals sigs = { .phase = MSX_BOOTING, .ex = NULL, .tty_fd = -1 };
 	char errbuf[256];
+	const char *what;
 	msvmm_config *cfg;
 	pthread_t st;
 	int rc;
@@ -299,16 +314,20 @@ int main(int argc, char **argv)
 	/* A reader of our stdout that goes away must not kill msx mid-run. */
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&sigs.lock, NULL);
-	if (pthread_create(&st, NULL, msx_signal_thread, &sigs) == 0)
-		pthread_detach(st);
+	/* Without it, Ctrl-C would do nothing: the signals stay blocked. */
+	if (pthread_create(&st, NULL, msx_signal_thread, &sigs) != 0) {
+		fprintf(stderr, "msx: cannot start the signal thread\n");
+		return MSX_EXIT_OWN_ERROR;
+	}
+	pthread_detach(st);
 	cfg = msvmm_config_new();
 	if (!cfg) {
 		fprintf(stderr, "msx: out of memory\n");
 		return MSX_EXIT_OWN_ERROR;
 	}
-	rc = msx_config(&a, cfg);
+	rc = msx_config(&a, cfg, &what);
 	if (rc) {
-		fprintf(stderr, "msx: invalid configuration: %s\n", msvmm_strerror(rc));
+		fprintf(stderr, "msx: %s: %s\n", what, msvmm_strerror(-rc));
 		msvmm_config_free(cfg);
 		return MSX_EXIT_OWN_ERROR;
 	}

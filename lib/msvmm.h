@@ -183,8 +183,10 @@ msvmm_vm *msvmm_sandbox_vm(msvmm_sandbox *sb);
 void msvmm_sandbox_timings(msvmm_sandbox *sb, msvmm_result *res);
 /*
  * Ask the agent to sync the guest's disks and power off, waiting up to
- * timeout_ms; then the VM is stopped in any case.  0, or -MSVMM_E* when the
- * guest did not shut down cleanly (it is stopped anyway).
+ * timeout_ms to reach the agent and as long again for the power-off; then
+ * the VM is stopped in any case.  0, or -MSVMM_E* when the guest did not
+ * shut down cleanly, or had already stopped on its own (it is stopped
+ * either way).  Once stopped, 0.
  */
 int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err);
 /* Stop (if still running) and free. */

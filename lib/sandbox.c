@@ -207,12 +207,18 @@ int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *
 	if (!sb->running)
 		return 0;
 	m = vm_machine(sb->vm);
-	if (!machine_wait_end(m, 0)) {
-		rc = sandbox_send_shutdown(sb, timeout_ms, err);
-		if (!rc && !machine_wait_end(m, timeout_ms))
-			rc = err_set(err, MSVMM_ETIMEDOUT, "the guest did not shut down within %u ms; stopped it",
-				     timeout_ms);
+	if (machine_wait_end(m, 0)) {
+		/* It ended on its own, before anyone asked: that was no clean shutdown. */
+		sandbox_join(sb);
+		if (sb->run_rc < 0)
+			return err_set(err, sb->run_err.code, "%s", sb->run_err.message);
+		return err_set(err, MSVMM_EGUEST, "guest-init stopped (status %d) before the sandbox was stopped",
+			       sb->run_res.status);
 	}
+	rc = sandbox_send_shutdown(sb, timeout_ms, err);
+	if (!rc && !machine_wait_end(m, timeout_ms))
+		rc = err_set(err, MSVMM_ETIMEDOUT, "the guest did not shut down within %u ms; stopped it",
+			     timeout_ms);
 	machine_stop(m);
 	sandbox_join(sb);
 	return rc;
