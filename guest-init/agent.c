@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -416,8 +417,12 @@ static char *file_slurp(const char *path)
 
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || st.st_size < 0 || (size_t)st.st_size > PASSWD_MAX) {
-		err = st.st_size > 0 ? EFBIG : errno;
+	if (fstat(fd, &st) < 0) {
+		err = errno;
+		goto out;
+	}
+	if (st.st_size < 0 || (size_t)st.st_size > PASSWD_MAX) {
+		err = EFBIG;
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -625,8 +630,14 @@ static void __attribute__((noreturn)) child_exec(const struct exec_req *r, const
 	close(conn);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* The user's own terminal, so that it can open it again by name. */
+	if (c->set && f->ctty >= 0 && fchown(f->ctty, c->uid, c->gid) < 0)
+		child_fail(STATUS_CANNOT_EXEC, "pty for %u:%u: %s", (unsigned)c->uid, (unsigned)c->gid,
+			   strerror(errno));
 	if (c->set)
 		child_creds(c);
+	/* If the session process dies (OOM, kill -9 -1), the command goes too; after setuid, which clears it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (r->workdir && chdir(r->workdir) < 0)
 		child_fail(STATUS_CANNOT_EXEC, "cd %s: %s", r->workdir, strerror(errno));
 	execvp(r->argv[0], r->argv);
@@ -823,7 +834,8 @@ static void stdin_data(struct session *s, const uint8_t *p, size_t len)
 		s->ack_due += len;	/* nobody will read it: dropped */
 		return;
 	}
-	s->pty_mid_line = p[len - 1] != '\n';
+	/* Enter from a raw terminal is '\r': that ends a line too. */
+	s->pty_mid_line = p[len - 1] != '\n' && p[len - 1] != '\r';
 	if (s->inq_len == 0) {
 		n = stdin_write(s, p, len);
 		if (n < 0) {
@@ -866,6 +878,18 @@ static void stdin_end(struct session *s)
 	inq_append(s, eof, 1u + (unsigned)s->pty_mid_line);
 }
 
+/*
+ * On a pty a job-control shell moves its foreground job into a group of
+ * its own: a group signal is for that job too, as a terminal's ^C would be.
+ */
+static void pty_fg_kill(struct session *s, int sig)
+{
+	pid_t fg = s->pty_fd >= 0 ? tcgetpgrp(s->pty_fd) : -1;
+
+	if (fg > 0 && fg != s->pid)
+		kill(-fg, sig);
+}
+
 static void handle_signal(struct session *s, const struct agent_hdr *h, const uint8_t *p)
 {
 	uint32_t sig = agent_get32(p);
@@ -874,8 +898,11 @@ static void handle_signal(struct session *s, const struct agent_hdr *h, const ui
 		send_error(s, AGENT_ERR_REQUEST, "signal %u out of range", sig);
 		return;
 	}
-	if (!s->exited)
-		kill(h->flags & AGENT_SIGNAL_F_GROUP ? -s->pid : s->pid, (int)sig);
+	if (s->exited)
+		return;
+	kill(h->flags & AGENT_SIGNAL_F_GROUP ? -s->pid : s->pid, (int)sig);
+	if (h->flags & AGENT_SIGNAL_F_GROUP)
+		pty_fg_kill(s, (int)sig);
 }
 
 /* One frame from the host while the command runs. */
@@ -1211,6 +1238,7 @@ static void session_run(struct session *s)
 static void session_cleanup(struct session *s)
 {
 	if (s->pid > 0 && !s->exited) {
+		pty_fg_kill(s, SIGKILL);
 		if (kill(-s->pid, SIGKILL) < 0)
 			kill(s->pid, SIGKILL);
 		while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
@@ -1332,7 +1360,8 @@ int agent_listen_loop(char *const *base_env, const struct agent_hooks *hooks)
 	struct sockaddr_vm addr = {
 		.svm_family = AF_VSOCK, .svm_port = AGENT_PORT, .svm_cid = VMADDR_CID_ANY,
 	};
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a connection reset between poll and accept must not block PID 1. */
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int err;
 
 	if (fd < 0)

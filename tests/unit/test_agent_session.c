@@ -607,6 +607,30 @@ START_TEST(test_signal_group)
 }
 END_TEST
 
+/*
+ * On a pty, an interactive shell runs its foreground job in a group of its
+ * own; a GROUP signal reaches that job as a terminal's ^C would.
+ */
+START_TEST(test_signal_group_pty_job)
+{
+	struct sess s;
+
+	sess_exec(&s, RECS("Abash", "A--norc", "A--noprofile", "A-ic", "Aecho ready; sleep 100; exit 7",
+			   "T24x80"));
+	sess_io(&s, NULL, 0, until_stdout, "ready");
+	usleep(300 * 1000); /* for bash to fork sleep into its job's group */
+	sess_send32(&s, AGENT_SIGNAL, AGENT_SIGNAL_F_GROUP, SIGINT);
+	sess_finish(&s, NULL, 0, 0);
+	sess_done(&s);
+	/*
+	 * sleep died of it (else this waits 100 s, past the test's timeout) and,
+	 * as at a terminal, bash dropped the rest of the line: no exit 7.
+	 */
+	ck_assert_msg(s.status != 7, "status 0x%x, out: %s", s.status, buf_str(&s.out));
+	sess_free(&s);
+}
+END_TEST
+
 /* 1 MiB through cat while 1 MiB goes to stderr at the same time. */
 START_TEST(test_stdin_echo_1mib)
 {
@@ -1349,6 +1373,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(cmd, test_killed_by_signal);
 	tcase_add_test(cmd, test_signal_to_command);
 	tcase_add_test(cmd, test_signal_group);
+	tcase_add_test(cmd, test_signal_group_pty_job);
 	tcase_add_test(cmd, test_workdir);
 	tcase_add_test(cmd, test_environment);
 	tcase_add_test(cmd, test_not_found);
