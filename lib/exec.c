@@ -379,20 +379,36 @@ static int exec_take_queue(struct msvmm_exec *ex)
 
 /* ---- output to the caller --------------------------------------------------- */
 
-/* All of buf to fd, waiting when it is non-blocking; false when it is gone. */
-static bool exec_write_all(int fd, const uint8_t *buf, size_t len)
+static int exec_poll_timeout(const struct msvmm_exec *ex);
+static int exec_check_deadline(struct msvmm_exec *ex, msvmm_error *err);
+
+/*
+ * All of buf to the caller's fd; false when it is gone, or when the
+ * deadline's grace ran out while it would not take more.  It is written in
+ * PIPE_BUF pieces once poll says there is room, so a stalled reader (a
+ * paused terminal, a full pipe) never blocks us in write(): meanwhile the
+ * deadline and queued signals still reach the guest.
+ */
+static bool exec_write_all(struct msvmm_exec *ex, int fd, const uint8_t *buf, size_t len)
 {
+	msvmm_error ignored;
+
 	while (len) {
-		ssize_t n = write(fd, buf, len);
+		struct pollfd p[2] = { { .fd = fd, .events = POLLOUT }, { .fd = ex->wake_fd, .events = POLLIN } };
+		ssize_t n;
 
-		if (n < 0 && errno == EINTR)
+		if (poll(p, 2, exec_poll_timeout(ex)) < 0 && errno != EINTR)
+			return false;
+		if (p[1].revents & POLLIN)
+			exec_take_queue(ex);
+		if (exec_check_deadline(ex, &ignored) < 0)
+			return false;
+		exec_send_now(ex);
+		if (!(p[0].revents & (POLLOUT | POLLERR | POLLHUP)))
 			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = { .fd = fd, .events = POLLOUT };
-
-			poll(&p, 1, -1);
+		n = write(fd, buf, len < PIPE_BUF ? len : PIPE_BUF);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		}
 		if (n <= 0)
 			return false;
 		buf += n;
@@ -409,7 +425,7 @@ static void exec_output(struct msvmm_exec *ex, int stream, const uint8_t *data, 
 		return; /* end of that stream: EXIT follows */
 	if (fd >= 0) {
 		/* A reader that went away (EPIPE) loses the rest, as a pipe's writer would. */
-		if (!ex->out_broken[stream] && !exec_write_all(fd, data, len))
+		if (!ex->out_broken[stream] && !exec_write_all(ex, fd, data, len))
 			ex->out_broken[stream] = true;
 	} else if (ex->on_output) {
 		ex->on_output(ex->opaque, stream, data, len);

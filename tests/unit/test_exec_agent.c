@@ -354,6 +354,27 @@ START_TEST(test_timeout_kills)
 }
 END_TEST
 
+/* A reader that never reads (a paused terminal): the timeout still kills the command and returns. */
+START_TEST(test_timeout_with_stalled_stdout)
+{
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err = tu_err();
+	int pfd[2];
+
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	msvmm_exec_opts_init(&o);
+	o.argv = (const char *[]){ "yes", NULL };
+	o.stdout_fd = pfd[1];
+	o.timeout_ms = 300;
+	ck_assert_int_eq(run(&o, &res, &err), -MSVMM_ETIMEDOUT);
+	ck_assert_int_eq(res.timed_out, 1);
+	ck_assert_int_eq(res.status, 137);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+END_TEST
+
 START_TEST(test_callback_utf8_env_workdir)
 {
 	struct capture cap = { 0 };
@@ -630,6 +651,7 @@ int main(void)
 	tcase_add_test(tc, test_timeout_while_stdin_unread);
 	tcase_add_test(tc, test_stdin_left_unread_no_hang);
 	tcase_add_test(tc, test_timeout_kills);
+	tcase_add_test(tc, test_timeout_with_stalled_stdout);
 	tcase_add_test(tc, test_callback_utf8_env_workdir);
 	tcase_add_test(tc, test_not_found_127);
 	tcase_add_test(tc, test_env_last_wins);
