@@ -1315,12 +1315,13 @@ static void accept_one(int lfd, int sig_fd, char *const *base_env,
 	}
 	if (pid < 0) {
 		/* Tell the host why instead of a bare close; best effort. */
-		uint8_t f[AGENT_HDR_SIZE + 4 + 6];
+		uint8_t f[AGENT_HDR_SIZE + 4 + 128];
+		int n = snprintf((char *)f + AGENT_HDR_SIZE + 4, 128, "cannot fork a session: %s", strerror(errno));
 
-		agent_hdr_pack(f, AGENT_ERROR, 0, 4 + 6);
+		n = n < 0 ? 0 : n > 127 ? 127 : n;
+		agent_hdr_pack(f, AGENT_ERROR, 0, 4 + (uint32_t)n);
 		agent_put32(f + AGENT_HDR_SIZE, AGENT_ERR_INTERNAL);
-		memcpy(f + AGENT_HDR_SIZE + 4, "fork()", 6);
-		(void)!send(conn, f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)!send(conn, f, AGENT_HDR_SIZE + 4 + (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 	close(conn);
 }

@@ -23,6 +23,7 @@
  *   127  the command was not found
  */
 #include "agent.h"
+#include "agent_proto.h"
 #include "ctl.h"
 
 #include <errno.h>
@@ -43,6 +44,9 @@
 #include <unistd.h>
 
 #define SPEC_MAX (1u << 20)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define AGENT_PORT_STR STR(AGENT_PORT)
 #define MAX_MOUNTS 8
 #define STATUS_INIT_FAILED 125
 #define STATUS_CANNOT_EXEC 126
@@ -628,7 +632,7 @@ static void __attribute__((noreturn)) agent_mode(const struct run_spec *rs)
 
 	stdio_fill();
 	agent_listen_loop(rs->envp, &hooks);
-	fatal("agent", errno);
+	fatal("agent on vsock port " AGENT_PORT_STR, errno);
 }
 
 int main(void)
