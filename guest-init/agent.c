@@ -108,11 +108,16 @@ struct exec_req {
 };
 
 /* The user a command runs as, resolved in the agent before it forks. */
+#define AGENT_MAX_GROUPS 64
+
 struct creds {
 	int set;		/* a 'U' record was given */
 	uid_t uid;
 	gid_t gid;
 	char home[512];		/* "" when the user has no passwd entry */
+	char name[64];		/* the passwd entry's name, "" without one */
+	gid_t groups[AGENT_MAX_GROUPS];	/* the primary group, then /etc/group's for name */
+	int ngroups;
 	char err[256];		/* non-empty: the user cannot be used, for the command's stderr */
 };
 
@@ -475,12 +480,61 @@ static int passwd_find(char *text, const char *name, uid_t uid, struct creds *c)
 		c->uid = (uid_t)u;
 		c->gid = (gid_t)g;
 		snprintf(c->home, sizeof(c->home), "%s", f[5]);
+		snprintf(c->name, sizeof(c->name), "%s", f[0]);
 		return 1;
 	}
 	return 0;
 }
 
 /* Resolve a 'U' record; failures land in c->err for the command's stderr. */
+/* Does the comma-separated member list name 'name'? */
+static int group_has(const char *members, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *m = members; m && *m; m = strchr(m, ',') ? strchr(m, ',') + 1 : NULL)
+		if (!strncmp(m, name, n) && (m[n] == ',' || m[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/*
+ * The supplementary groups of c->name from the group file beside 'passwd'
+ * (/etc/group), as login and docker run -u set them.  A missing or broken
+ * file just means none.
+ */
+static void groups_find(const char *passwd, struct creds *c)
+{
+	char path[512];
+	const char *slash = strrchr(passwd, '/');
+	char *text;
+
+	if (!slash || (size_t)snprintf(path, sizeof(path), "%.*sgroup", (int)(slash - passwd + 1), passwd) >=
+			      sizeof(path))
+		return;
+	text = file_slurp(path);
+	for (char *line = text; line && *line && c->ngroups < AGENT_MAX_GROUPS;) {
+		char *next = strchr(line, '\n'), *f[4];
+		unsigned long g;
+		const char *end;
+		int n = 0;
+
+		if (next)
+			*next++ = '\0';
+		for (char *q = line; n < 4 && q; n++) {
+			f[n] = q;
+			q = strchr(q, ':');
+			if (q)
+				*q++ = '\0';
+		}
+		line = next;
+		if (n == 4 && parse_uint(f[2], &end, 0xfffffffeUL, &g) == 0 && !*end && (gid_t)g != c->gid &&
+		    group_has(f[3], c->name))
+			c->groups[c->ngroups++] = (gid_t)g;
+	}
+	free(text);
+}
+
 static void creds_resolve(const char *user, const char *passwd, struct creds *c)
 {
 	unsigned long uid = 0, gid = 0;
@@ -507,6 +561,10 @@ static void creds_resolve(const char *user, const char *passwd, struct creds *c)
 		parse_uint(p + 1, &p, 0xfffffffeUL, &gid);
 		c->gid = (gid_t)gid;
 	}
+	c->groups[0] = c->gid;
+	c->ngroups = 1;
+	if (c->name[0] && !c->err[0])
+		groups_find(passwd, c);
 }
 
 /* --- environment --------------------------------------------------------------- */
@@ -606,7 +664,7 @@ static void child_creds(const struct creds *c)
 {
 	if (c->err[0])
 		child_fail(STATUS_CANNOT_EXEC, "%s", c->err);
-	if (setgroups(1, &c->gid) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
+	if (setgroups((size_t)c->ngroups, c->groups) < 0 || setgid(c->gid) < 0 || setuid(c->uid) < 0)
 		child_fail(STATUS_CANNOT_EXEC, "cannot run as %u:%u: %s", (unsigned)c->uid,
 			   (unsigned)c->gid, strerror(errno));
 }

@@ -959,19 +959,33 @@ START_TEST(test_user)
 	struct sess s;
 	int root = geteuid() == 0;
 
+	/* Supplementary groups come from the group file beside it (id -G lists them sorted, as the kernel keeps them). */
+	static const char group[] = "staff:x:50:bob,alice\n"
+				    "wheel:x:10:carol,alicia\n"
+				    "bad line\n"
+				    "alice:x:4322:alice\n"
+				    "audio:x:29:alice\n";
+	char gpath[128];
+
 	tmpdir_make();
 	snprintf(path, sizeof(path), "%s/passwd", tmpdir);
 	write_file(path, passwd, sizeof(passwd) - 1, 0644);
+	snprintf(gpath, sizeof(gpath), "%s/group", tmpdir);
+	write_file(gpath, group, sizeof(group) - 1, 0644);
 
 	static const char *const users[] = { "alice", "4321:99", "777", "nosuch" };
-	static const char *const want[] = { "4321 4322 /home/alice\n", "4321 99 /home/alice\n",
-					    "777 0 /\n", NULL };
+	static const char *const want[] = {
+		"4321 4322 /home/alice 4322 29 50\n",
+		"4321 99 /home/alice 99 29 50 4322\n",
+		"777 0 / 0\n",
+		NULL,
+	};
 	for (int i = 0; i < 4; i++) {
 		char u[32];
 
 		snprintf(u, sizeof(u), "U%s", users[i]);
 		p.len = 0;
-		exec_payload(&p, RECS("Ash", "A-c", "Aecho $(id -u) $(id -g) $HOME", u));
+		exec_payload(&p, RECS("Ash", "A-c", "Aecho $(id -u) $(id -g) $HOME $(id -G)", u));
 		sess_start(&s, NULL, &hooks);
 		sess_hello(&s);
 		sess_send(&s, AGENT_EXEC, 0, p.p, (uint32_t)p.len);
