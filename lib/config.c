@@ -17,7 +17,7 @@ msvmm_config *msvmm_config_new(void)
 	return c;
 }
 
-static void strv_free(char **v)
+void strv_free(char **v)
 {
 	for (char **p = v; p && *p; p++)
 		free(*p);
@@ -41,6 +41,22 @@ void msvmm_config_free(msvmm_config *c)
 		free(c->disks[i].guest_path);
 	}
 	free(c);
+}
+
+char **strv_dup(const char *const *v)
+{
+	size_t n = 0;
+	char **d;
+
+	while (v && v[n])
+		n++;
+	d = calloc(n + 1, sizeof(*d));
+	for (size_t i = 0; d && i < n; i++)
+		if (!(d[i] = strdup(v[i]))) {
+			strv_free(d);
+			return NULL;
+		}
+	return d;
 }
 
 /* Replace *slot with a copy of s (NULL clears); 0 or -MSVMM_ENOMEM. */
@@ -98,14 +114,9 @@ int msvmm_config_set_argv(msvmm_config *c, const char *const *argv)
 		return -MSVMM_EINVAL;
 	while (argv && argv[n])
 		n++;
-	v = calloc(n + 1, sizeof(*v));
+	v = strv_dup(argv);
 	if (!v)
 		return -MSVMM_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (!(v[i] = strdup(argv[i]))) {
-			strv_free(v);
-			return -MSVMM_ENOMEM;
-		}
 	strv_free(c->argv);
 	c->argv = n ? v : NULL;
 	if (!n)

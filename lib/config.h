@@ -40,4 +40,8 @@ struct msvmm_config {
 	unsigned int nr_disks;
 };
 
+/* NULL-terminated string arrays: a deep copy (NULL on no memory; an empty one for NULL), and its free. */
+char **strv_dup(const char *const *v);
+void strv_free(char **v);
+
 #endif

@@ -54,29 +54,9 @@ bool sandbox_ended(struct msvmm_sandbox *sb, msvmm_error *err)
 	return true;
 }
 
-static char **strv_dup(char *const *v)
-{
-	size_t n = 0;
-	char **d;
-
-	while (v && v[n])
-		n++;
-	d = calloc(n + 1, sizeof(*d));
-	for (size_t i = 0; d && i < n; i++)
-		if (!(d[i] = strdup(v[i]))) {
-			for (size_t j = 0; j < i; j++)
-				free(d[j]);
-			free(d);
-			return NULL;
-		}
-	return d;
-}
-
 static void sandbox_free(struct msvmm_sandbox *sb)
 {
-	for (char **e = sb->env; e && *e; e++)
-		free(*e);
-	free(sb->env);
+	strv_free(sb->env);
 	free(sb->workdir);
 	msvmm_vm_destroy(sb->vm);
 	free(sb);
@@ -147,7 +127,7 @@ int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_erro
 	sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return err_set(err, MSVMM_ENOMEM, "out of memory");
-	sb->env = strv_dup(cfg->env);
+	sb->env = strv_dup((const char *const *)cfg->env);
 	sb->workdir = cfg->workdir ? strdup(cfg->workdir) : NULL;
 	if (!sb->env || (cfg->workdir && !sb->workdir)) {
 		sandbox_free(sb);
