@@ -156,8 +156,14 @@ void msvmm_sandbox_timings(msvmm_sandbox *sb, msvmm_result *res)
 	vm_timings(sb->vm, res);
 }
 
-/* HELLO then SHUTDOWN on a fresh agent connection; the agent answers by powering off. */
-static int sandbox_send_shutdown(struct msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err)
+/*
+ * HELLO then SHUTDOWN on a fresh agent connection; the agent answers by
+ * powering off.  The caller keeps *fdp open until the VM has ended: a host
+ * end closed at once would reset the connection, and a guest socket that is
+ * reset drops what it has not read yet (the SHUTDOWN itself, say).
+ */
+static int sandbox_send_shutdown(struct msvmm_sandbox *sb, unsigned int timeout_ms, int *fdp,
+				 msvmm_error *err)
 {
 	uint8_t msg[AGENT_HDR_SIZE * 2 + 4];
 	ssize_t n;
@@ -171,14 +177,17 @@ static int sandbox_send_shutdown(struct msvmm_sandbox *sb, unsigned int timeout_
 	agent_hdr_pack(msg + AGENT_HDR_SIZE + 4, AGENT_SHUTDOWN, 0, 0);
 	n = send(fd, msg, sizeof(msg), MSG_NOSIGNAL);
 	rc = n == (ssize_t)sizeof(msg) ? 0 : n < 0 ? -errno : -EIO;
-	close(fd);
+	if (rc)
+		close(fd);
+	else
+		*fdp = fd;
 	return rc ? err_set(err, MSVMM_EIO, "cannot ask the guest agent to shut down: %s", strerror(-rc)) : 0;
 }
 
 int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err)
 {
 	struct machine *m;
-	int rc = 0;
+	int rc = 0, fd = -1;
 
 	if (err)
 		*err = (msvmm_error){ 0 };
@@ -195,11 +204,13 @@ int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *
 		return err_set(err, MSVMM_EGUEST, "guest-init stopped (status %d) before the sandbox was stopped",
 			       sb->run_res.status);
 	}
-	rc = sandbox_send_shutdown(sb, timeout_ms, err);
+	rc = sandbox_send_shutdown(sb, timeout_ms, &fd, err);
 	if (!rc && !machine_wait_end(m, timeout_ms))
 		rc = err_set(err, MSVMM_ETIMEDOUT, "the guest did not shut down within %u ms; stopped it",
 			     timeout_ms);
 	machine_stop(m);
+	if (fd >= 0)
+		close(fd);
 	sandbox_join(sb);
 	return rc;
 }

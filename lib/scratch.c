@@ -24,6 +24,33 @@ static int scratch_tmpfile(void)
 	return -errno;
 }
 
+/*
+ * pread/pwrite for [o, end): copy_file_range() refuses a copy between two
+ * filesystems (EXDEV since Linux 5.19), which is the usual case of a
+ * template on disk and a scratch file on a tmpfs /tmp.
+ */
+static int scratch_copy_plain(int in, int out, off_t o, off_t end)
+{
+	char buf[65536];
+
+	while (o < end) {
+		size_t want = end - o < (off_t)sizeof(buf) ? (size_t)(end - o) : sizeof(buf);
+		ssize_t n = pread(in, buf, want, o);
+
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), o + done);
+
+			if (w < 0)
+				return -errno;
+			done += w;
+		}
+		o += n;
+	}
+	return 0;
+}
+
 /* Copy only the data extents: the template is mostly holes. */
 static int scratch_copy_data(int in, int out, off_t size)
 {
@@ -41,6 +68,14 @@ static int scratch_copy_data(int in, int out, off_t size)
 			off_t src = o, dst = o;
 			ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - o), 0);
 
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+				      errno == EOPNOTSUPP)) {
+				int rc = scratch_copy_plain(in, out, o, hole);
+
+				if (rc)
+					return rc;
+				break;
+			}
 			if (n <= 0)
 				return n < 0 ? -errno : -EIO;
 			o += n;
