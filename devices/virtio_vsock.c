@@ -1023,9 +1023,25 @@ broken:
 	return -1;
 }
 
+/*
+ * The driver reset the device (also at every probe).  A host connect whose
+ * REQUEST the guest has not seen yet survives, to be sent once the driver
+ * is up again: a host that connects while the guest still boots waits for
+ * the device (up to its own timeout) instead of failing at the probe.
+ */
 static void vsock_reset(void *opaque)
 {
-	vsock_reset_all(opaque);
+	struct virtio_vsock *v = opaque;
+
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &v->conns[i];
+
+		if (c->state != VSOCK_CONN_CONNECTING || !(c->pending & PEND_REQUEST))
+			vsock_conn_free(v, c);
+	}
+	vsock_close_backlogs(v);
+	v->nr_rst = 0;
+	v->rst_head = 0;
 }
 
 static int vsock_fds_init(struct virtio_vsock *v)

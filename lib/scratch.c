@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,8 +29,15 @@ static int scratch_tmpfile(void)
 /*
  * pread/pwrite for [o, end): copy_file_range() refuses a copy between two
  * filesystems (EXDEV since Linux 5.19), which is the usual case of a
- * template on disk and a scratch file on a tmpfs /tmp.
+ * template on disk and a scratch file on a tmpfs /tmp.  Zero blocks are
+ * not written (the file is already that long, so they read as zeros): the
+ * copy stays sparse also where SEEK_DATA reports the whole file as data.
  */
+static bool scratch_all_zero(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
 static int scratch_copy_plain(int in, int out, off_t o, off_t end)
 {
 	char buf[65536];
@@ -39,6 +48,10 @@ static int scratch_copy_plain(int in, int out, off_t o, off_t end)
 
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
+		if (scratch_all_zero(buf, (size_t)n)) {
+			o += n;
+			continue;
+		}
 		for (ssize_t done = 0; done < n;) {
 			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), o + done);
 

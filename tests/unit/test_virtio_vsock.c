@@ -1510,6 +1510,31 @@ START_TEST(test_host_connect_timeout)
 }
 END_TEST
 
+/* A connect made before the driver is up (the guest still boots) waits for it. */
+START_TEST(test_host_connect_before_driver)
+{
+	struct vt t;
+	struct cthr th;
+	struct pkt p;
+	uint32_t port;
+
+	vt_init(&t);
+	wr(&t, VIRTIO_MMIO_STATUS, 0);
+	cthr_start(&th, &t, 7003, 10000);
+	vpoll(&t, 200);
+	ck_assert(!atomic_load(&th.done));
+	/* The probe resets the device again, then brings it up. */
+	bring_up(&t, QSIZE);
+	ck_assert(wait_for_op(&t, VSOCK_OP_REQUEST, &p, 5000));
+	port = check_request(&p, 7003);
+	send_raw(&t, 7003, port, VSOCK_OP_RESPONSE, 0, NULL, 0);
+	ck_assert_int_ge(cthr_finish(&th, &t, 5000), 0);
+	ck_assert_uint_eq(virtio_vsock_nr_conns(t.v), 1);
+	close(th.ret);
+	vt_fini(&t);
+}
+END_TEST
+
 /* ---- Unix socket (Firecracker hybrid vsock) ---- */
 
 static void uds_path(const struct vt *t, char *out, size_t n, const char *suffix)
@@ -3096,6 +3121,7 @@ static Suite *virtio_vsock_suite(void)
 	tcase_add_test(host, test_host_connect);
 	tcase_add_test(host, test_host_connect_refused);
 	tcase_add_test(host, test_host_connect_timeout);
+	tcase_add_test(host, test_host_connect_before_driver);
 	suite_add_tcase(s, host);
 
 	tcase_set_timeout(uds, 30);

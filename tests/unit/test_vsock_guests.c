@@ -453,7 +453,9 @@ START_TEST(test_vsock_io)
 	static struct guest_run g;
 
 	run_io(-1, &h, &g);
-	ck_assert_msg(g.res.status == 0, "vsock_io: check %d failed; console:\n%s", g.res.status, g.console);
+	ck_assert_msg(g.res.status == 0,
+		      "vsock_io: check %d failed (host client: %u attempts, connected %d, rc %d %s); console:\n%s",
+		      g.res.status, h.client_attempts, h.client_connected, h.client_rc, h.client_msg, g.console);
 	ck_assert_msg(strstr(g.console, "vsock_io: ok\n"), "vsock_io: no ok line; console:\n%s", g.console);
 	/* (a): one connection to the echo service carried exactly the guest's 200 KiB, then EOF. */
 	ck_assert_msg(h.echo_rc == 0, "echo service: %s", h.echo_msg);
