@@ -30,12 +30,18 @@ static void *sandbox_runner(void *p)
 
 /* How long a machine that has ended may take to hand back its result. */
 #define SANDBOX_END_WAIT_MS 5000
+/*
+ * How long a connection that ended early waits for the machine to end too.
+ * A guest that powers off or halts resets its vsock device first, and the
+ * machine sees the halt only at its next watchdog round or two (1 s each).
+ */
+#define SANDBOX_GUEST_END_WAIT_MS 3000
 
 bool sandbox_ended(struct msvmm_sandbox *sb, msvmm_error *err)
 {
 	struct machine *m = vm_machine(sb->vm);
 
-	if (atomic_load(&m->end) == MACHINE_RUNNING)
+	if (!machine_wait_end(m, SANDBOX_GUEST_END_WAIT_MS))
 		return false;
 	/*
 	 * The machine resets its vsock connections just before msvmm_vm_run()

@@ -22,7 +22,10 @@ struct msvmm_sandbox {
 	char *workdir;      /* every command's default directory, or NULL */
 };
 
-/* Why the VM ended, when it has (while a command ran): into err; else false. */
+/*
+ * Why the VM ended, when it has or does within a few seconds (a command's
+ * connection ended early): into err; else false.
+ */
 bool sandbox_ended(struct msvmm_sandbox *sb, msvmm_error *err);
 
 #endif

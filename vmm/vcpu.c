@@ -2,6 +2,7 @@
 #include "vcpu.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -24,7 +25,16 @@
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MSR_MTRR_DEF_TYPE 0x2ff
 
-static void vcpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned int id, unsigned int ncpus)
+/*
+ * KVM_GET_SUPPORTED_CPUID leaves out the TSC-deadline timer, which the
+ * in-kernel LAPIC emulates whenever KVM_CAP_TSC_DEADLINE_TIMER is there: the
+ * VMM sets it (as QEMU and Firecracker do).  Without it the guest calibrates
+ * its LAPIC timer against the PIT, which fails where the PIT and the TSC do
+ * not keep step (nested or emulated hosts: "APIC timer disabled due to
+ * verification failure", then sleeps that never end).
+ */
+static void vcpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned int id, unsigned int ncpus,
+			     bool tsc_deadline)
 {
 	for (unsigned int i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
@@ -34,6 +44,8 @@ static void vcpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned int id, unsigned int
 			/* Initial APIC ID, logical CPU count, and "running under a hypervisor". */
 			e->ebx = (e->ebx & 0x0000ffff) | (ncpus << 16) | (id << 24);
 			e->ecx |= 1u << 31;
+			if (tsc_deadline)
+				e->ecx |= 1u << 24;
 			break;
 		case 0xb:
 			e->edx = id; /* x2APIC ID */
@@ -61,7 +73,8 @@ static int vcpu_setup_cpuid(struct kvm_vm *vm, struct vcpu *v, unsigned int ncpu
 		rc = err_set(err, MSVMM_EKVM, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		goto out;
 	}
-	vcpu_patch_cpuid(c, v->id, ncpus);
+	vcpu_patch_cpuid(c, v->id, ncpus,
+			 ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		rc = err_set(err, MSVMM_EKVM, "KVM_SET_CPUID2: %s", strerror(errno));
 out:
