@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Run every unit-test binary in DIR; fail if any fails.  The totals (checks
-# passed and failed, programs skipped) go to DIR/summary for tests/summary.sh.
+# tests/run-unit.sh DIR [SUMMARY] [--only|--except NAME...]: run the unit-test
+# binaries in DIR (all, only the NAMEs, or all but them); fail if any fails.
+# The totals (checks passed and failed, programs skipped) go to SUMMARY
+# (default DIR/summary) for tests/summary.sh.
 set -u
 dir=$1
+summary=${2:-$dir/summary}
+mode=${3:-}
+names=" ${*:4} "
 fail=0
 passed=0 failed=0 skipped=0
 for t in "$dir"/test_*; do
 	[ -x "$t" ] || continue
+	case "$mode:$names" in
+	--only:*" $(basename "$t") "*) ;;
+	--only:*) continue ;;
+	--except:*" $(basename "$t") "*) continue ;;
+	esac
 	echo "== $(basename "$t") ($(basename "$dir"))"
 	out=$("$t" 2>&1)
 	rc=$?
@@ -29,6 +39,6 @@ for t in "$dir"/test_*; do
 		failed=$((failed + 1))
 	fi
 done
-echo "$passed $failed $skipped" >"$dir/summary"
-echo "$(basename "$dir"): $passed passed, $failed failed, $skipped skipped"
+echo "$passed $failed $skipped" >"$summary"
+echo "$(basename "$dir")${mode:+ ($mode${names% })}: $passed passed, $failed failed, $skipped skipped"
 exit $fail

@@ -8,6 +8,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pass=0
 fail=0
+skipped=0
 failed=()
 
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
@@ -177,10 +178,23 @@ SH
 	printf 'pipelines=100 bad=0\n' >"$WORK/stress.txt"
 	expect "100 pipelines, no crash" 0 "$WORK/stress.txt" -- "$WORK/images/bbtest" -- sh -c "$(cat "$WORK/stress.sh")"
 	# Vector registers survive context switches between two processes for a minute.
-	expect "vector registers: 2 processes x 60 s, 0 mismatches" 0 - -- --timings "$WORK/images/bbtest" -- \
-		sh -c '/usr/bin/mstest vregs 60 & a=$!; /usr/bin/mstest vregs 60; b=$?; wait $a; exit $((b + $?))'
+	vregs="vector registers: 2 processes x 60 s, 0 mismatches"
+	timeout 900 "$MSX" --timings "$WORK/images/bbtest" -- \
+		sh -c '/usr/bin/mstest vregs 60 & a=$!; /usr/bin/mstest vregs 60; b=$?; wait $a; exit $((b + $?))' \
+		>"$WORK/out" 2>"$WORK/err" </dev/null
+	got=$?
 	cat "$WORK/out"
 	grep "emulated" "$WORK/err"
+	if [ "$got" = 0 ]; then
+		ok "$vregs"
+	elif [ -n "${MSVMM_NESTED:-}" ] && grep -q "no AVX in this guest" "$WORK/out"; then
+		# tests/nested/run.sh: under QEMU's emulated SVM every guest loses
+		# XSAVE at boot ("XSAVE consistency problem"; QEMU's own KVM guests too).
+		skipped=$((skipped + 1))
+		echo "skip $vregs: no AVX in guests of a nested (TCG) host"
+	else
+		nok "$vregs" "exit status $got, want 0"
+	fi
 	# The library's sandbox API in one sandbox: tests/e2e/sandbox.c (its log goes to $WORK/err).
 	SANDBOX_TEST=$B/tests-e2e/sandbox
 	: >"$WORK/out"
@@ -198,6 +212,6 @@ fi
 
 echo
 [ ${#failed[@]} -gt 0 ] && printf 'failed: %s\n' "${failed[@]}"
-echo "$pass passed, $fail failed"
-echo "$pass $fail 0" >"$B/e2e.summary"
+echo "$pass passed, $fail failed, $skipped skipped"
+echo "$pass $fail $skipped" >"$B/e2e.summary"
 [ "$fail" = 0 ]

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# tests/nested/run.sh COMMAND...: run COMMAND (a shell line, in this
+# directory) inside a nested Linux whose /dev/kvm is real KVM, for hosts that
+# have no /dev/kvm of their own.  Exits with COMMAND's status; its output
+# streams to ours.
+#
+# The nested machine is QEMU without acceleration (TCG) with AMD SVM and
+# nested paging emulated (-cpu max), running Debian's stock kernel with
+# kvm_amd.  Its root is this host's / over 9p (the same packages, build tree
+# and image cache), with its own /proc, /dev, /tmp.  It is slow (every
+# instruction is emulated, the guests msvmm starts inside it too) but it runs
+# the tests that boot guests through the real-KVM path, which a host without
+# /dev/kvm would otherwise skip.  Not a product path: test tooling only.
+#
+# The kernel comes from Debian's linux-image-amd64 (apt-get download); the
+# small initramfs that loads the modules is cached under
+# ${MSVMM_CACHE:-~/.cache/msvmm}/nested/<hash of package version + this file>.
+#
+# Environment: NESTED_MEM_MIB (default 8192), NESTED_CPUS (default: nproc),
+# NESTED_TIMEOUT_S (default 3600).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+say() { echo "nested: $*" >&2; }
+die() { say "$*"; exit 125; }
+
+[ $# -gt 0 ] || die "usage: $0 COMMAND..."
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (tests/deps.sh installs it)"
+command -v busybox >/dev/null || die "busybox is not installed (package busybox-static)"
+
+# ------------------------------------------------------------ kernel + initramfs
+META=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+[ -n "$META" ] || die "cannot resolve linux-image-amd64 to a kernel package (apt-cache depends)"
+PKGVER=$(apt-cache policy "$META" | awk '/Candidate:/ { print $2 }')
+KVER=${META#linux-image-}
+HASH=$( (echo "$META $PKGVER"; cat "$HERE/run.sh" "$HERE/init") | sha256sum | cut -c1-16)
+CACHE=${MSVMM_CACHE:-$HOME/.cache/msvmm}/nested
+DEST=$CACHE/$HASH
+
+build_initramfs() {
+	local tmp mods need all n i
+	tmp=$(mktemp -d "$CACHE/.work-XXXXXX")
+	trap 'rm -rf "$tmp"' RETURN
+	say "fetching $META $PKGVER (once; cached in $DEST)"
+	(cd "$tmp" && apt-get download -qq "$META=$PKGVER" 2>/dev/null) ||
+		die "apt-get download $META failed"
+	dpkg-deb -x "$tmp"/*.deb "$tmp/pkg"
+	mods=lib/modules/$KVER
+	mkdir -p "$tmp/ird/bin" "$tmp/ird/$mods" "$tmp/ird/proc" "$tmp/ird/sys" "$tmp/ird/dev" "$tmp/ird/root"
+	cp "$(command -v busybox)" "$tmp/ird/bin/busybox"
+	busybox depmod -b "$tmp/pkg" "$KVER"
+	# The modules nesting needs, with everything they depend on.
+	need="kernel/drivers/virtio/virtio_pci.ko kernel/net/9p/9pnet_virtio.ko kernel/fs/9p/9p.ko"
+	need="$need kernel/arch/x86/kvm/kvm-amd.ko"
+	all=$need
+	for i in 1 2 3 4 5; do
+		for n in $all; do
+			all="$all $(grep "^$n:" "$tmp/pkg/$mods/modules.dep" | cut -d: -f2)"
+		done
+		all=$(echo $all | tr ' ' '\n' | sort -u)
+	done
+	for n in $all; do
+		mkdir -p "$tmp/ird/$mods/$(dirname "$n")"
+		cp "$tmp/pkg/$mods/$n" "$tmp/ird/$mods/$n"
+	done
+	cp "$tmp/pkg/$mods/modules.builtin" "$tmp/pkg/$mods/modules.order" "$tmp/ird/$mods/" 2>/dev/null || true
+	busybox depmod -b "$tmp/ird" "$KVER"
+	cp "$HERE/init" "$tmp/ird/init"
+	chmod 755 "$tmp/ird/init"
+	(cd "$tmp/ird" && find . | cpio -o -H newc --quiet | gzip -1) > "$tmp/initrd.gz"
+	mkdir -p "$tmp/out"
+	cp "$tmp/pkg/boot/vmlinuz-$KVER" "$tmp/out/vmlinuz"
+	mv "$tmp/initrd.gz" "$tmp/out/initrd.gz"
+	rm -rf "$DEST"
+	mv "$tmp/out" "$DEST"
+}
+
+mkdir -p "$CACHE"
+[ -f "$DEST/vmlinuz" ] && [ -f "$DEST/initrd.gz" ] || build_initramfs
+
+# ------------------------------------------------------------------- the run
+# The job directory lives on the shared root, outside any tmpfs the nested
+# machine mounts: it carries the command in and the status out.
+JOB=$(mktemp -d "${NESTED_JOBDIR:-/var/tmp}/msvmm-nested-XXXXXX")
+trap 'rm -rf "$JOB"' EXIT
+{
+	printf 'cd %q || exit 125\n' "$PWD"
+	printf 'export HOME=%q TMPDIR=/tmp MSVMM_NESTED=1\n' "$HOME"
+	[ -n "${MSVMM_CACHE:-}" ] && printf 'export MSVMM_CACHE=%q\n' "$MSVMM_CACHE"
+	printf '%s\n' "$*"
+} > "$JOB/cmd"
+
+grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm would be faster than nesting"
+say "booting $KVER under TCG with SVM to run: $*"
+set +e
+timeout "${NESTED_TIMEOUT_S:-3600}" qemu-system-x86_64 \
+	-accel tcg,thread=multi -cpu max -smp "${NESTED_CPUS:-$(nproc)}" -m "${NESTED_MEM_MIB:-8192}" \
+	-nodefaults -no-user-config -nographic -no-reboot -serial stdio -net none \
+	-kernel "$DEST/vmlinuz" -initrd "$DEST/initrd.gz" \
+	-append "console=ttyS0 loglevel=1 panic=-1 nested.job=$JOB" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
+	</dev/null | tr -d '\r'
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" -eq 124 ] && die "the nested machine ran past ${NESTED_TIMEOUT_S:-3600} s"
+[ "$rc" -eq 0 ] || die "qemu failed (status $rc)"
+[ -f "$JOB/rc" ] || die "the nested machine stopped before the command finished"
+exit "$(cat "$JOB/rc")"
