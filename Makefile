@@ -111,6 +111,11 @@ $(BUILD)/tests-e2e/sandbox: tests/e2e/sandbox.c tests/e2e/gen.h $(BUILD)/lib/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/e2e -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
 
+# bench/blk.sh's runner for its test-guest kernel (no agent there for msx).
+$(BUILD)/bin/msvmm-vmrun: bench/vmrun.c $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS)
+
 # bench/exec.sh's timer: first output byte of a command, vsock latency and throughput.
 $(BUILD)/bin/msvmm-execbench: bench/execbench.c tests/e2e/gen.h $(BUILD)/lib/libmsvmm.a
 	@mkdir -p $(dir $@)
@@ -140,7 +145,7 @@ run: all
 		echo "run: no /dev/kvm here: running it in a nested KVM under QEMU's emulation (slow)"; \
 		bash tests/nested/run.sh "$(RUN_CMD)"; fi
 
-bench: all $(BUILD)/bin/msvmm-execbench
+bench: all $(BUILD)/bin/msvmm-execbench $(BUILD)/bin/msvmm-vmrun
 	@bash bench/boot.sh $(BUILD)
 	@bash bench/blk.sh $(BUILD)
 	@bash bench/exec.sh $(BUILD)

@@ -30,10 +30,10 @@ KHZ_FALLBACK=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo 2>/
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
-make --no-print-directory -s BUILD="$B" "$B/bin/msx" "$B/bin/msvmm-mkinitramfs" "$B/guests/vblk_bench.elf"
+make --no-print-directory -s BUILD="$B" "$B/bin/msvmm-vmrun" "$B/bin/msvmm-mkinitramfs" "$B/guests/vblk_bench.elf"
 GUEST=$B/guests/vblk_bench.elf
 
-# msx wants an image; the guest never looks at it.
+# The VM wants an image; the guest never looks at it.
 printf 'dir bench 0755\n' | "$B/bin/msvmm-mkinitramfs" "$W/initrd.cpio"
 
 ARGS="msvmm.bench_mib=$MIB msvmm.seq_kib=$SEQ_KIB msvmm.rand_ops=$RAND_OPS msvmm.qd=$QD"
@@ -57,8 +57,8 @@ fresh_image() {
 
 run_msvmm() { # run number
 	fresh_image
-	if ! "$B/bin/msx" --kernel "$GUEST" --memory 256 --timeout "$TIMEOUT_S" --cmdline "$ARGS" \
-		-v "$W/disk.img" "$W/initrd.cpio" >"$W/msvmm.$1" 2>&1 ||
+	if ! "$B/bin/msvmm-vmrun" "$GUEST" "$W/initrd.cpio" 256 "$TIMEOUT_S" "$ARGS" "$W/disk.img" \
+		>"$W/msvmm.$1" 2>&1 ||
 		! grep -q '^vblk_bench: done' "$W/msvmm.$1"; then
 		echo "blk: msvmm run $1 failed:"
 		cat "$W/msvmm.$1"
