@@ -25,6 +25,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 say() { echo "nested: $*" >&2; }
 die() { say "$*"; exit 125; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 [ $# -gt 0 ] || die "usage: $0 COMMAND..."
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (tests/deps.sh installs it)"
@@ -44,7 +46,9 @@ build_initramfs() {
 	tmp=$(mktemp -d "$CACHE/.work-XXXXXX")
 	trap 'rm -rf "$tmp"' RETURN
 	say "fetching $META $PKGVER (once; cached in $DEST)"
+	# Stale package lists name a version the archive no longer has: refresh once.
 	(cd "$tmp" && apt-get download -qq "$META=$PKGVER" 2>/dev/null) ||
+		{ ${SUDO:-} apt-get update -qq && (cd "$tmp" && apt-get download -qq "$META" 2>/dev/null); } ||
 		die "apt-get download $META failed"
 	dpkg-deb -x "$tmp"/*.deb "$tmp/pkg"
 	mods=lib/modules/$KVER
