@@ -9,7 +9,7 @@
 # The nested machine is QEMU without acceleration (TCG) with AMD SVM and
 # nested paging emulated (-cpu max), running Debian's stock kernel with
 # kvm_amd.  Its root is this host's / over 9p (the same packages, build tree
-# and image cache), with its own /proc, /dev, /tmp.  It is slow (every
+# and image cache), with its own /proc, /dev, /run and TMPDIR=/run/tmp.  It is slow (every
 # instruction is emulated, the guests msvmm starts inside it too) but it runs
 # the tests that boot guests through the real-KVM path, which a host without
 # /dev/kvm would otherwise skip.  Not a product path: test tooling only.
@@ -85,13 +85,13 @@ mkdir -p "$CACHE"
 [ -f "$DEST/vmlinuz" ] && [ -f "$DEST/initrd.gz" ] || build_initramfs
 
 # ------------------------------------------------------------------- the run
-# The job directory lives on the shared root, outside any tmpfs the nested
-# machine mounts: it carries the command in and the status out.
+# The job directory lives on the shared root, outside the tmpfs the nested
+# machine mounts on /run: it carries the command in and the status out.
 JOB=$(mktemp -d "${NESTED_JOBDIR:-/var/tmp}/msvmm-nested-XXXXXX")
 trap 'rm -rf "$JOB"' EXIT
 {
 	printf 'cd %q || exit 125\n' "$PWD"
-	printf 'export HOME=%q TMPDIR=/tmp MSVMM_NESTED=1\n' "$HOME"
+	printf 'export HOME=%q TMPDIR=/run/tmp MSVMM_NESTED=1\n' "$HOME"
 	[ -n "${MSVMM_CACHE:-}" ] && printf 'export MSVMM_CACHE=%q\n' "$MSVMM_CACHE"
 	printf '%s\n' "$*"
 } > "$JOB/cmd"
