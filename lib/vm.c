@@ -341,7 +341,7 @@ int vm_create(const msvmm_config *cfg, bool agent, msvmm_vm **out, msvmm_error *
 	rc = vm_resolve(vm, cfg, err);
 	if (!rc)
 		rc = machine_init(&vm->m, (uint64_t)cfg->memory_mib << 20, cfg->vcpus, cfg->console_fd,
-				  pvm_detect(), err);
+				  pvm_detect(), -1, 0, err);
 	if (!rc) {
 		vm->m.profile_hz = cfg->profile_hz;
 		rc = vm_build(vm, cfg, err);

@@ -41,6 +41,22 @@ int guest_mem_init(struct guest_mem *gm, uint64_t size)
 	return 0;
 }
 
+int guest_mem_init_file(struct guest_mem *gm, uint64_t size, int fd, uint64_t off)
+{
+	void *p;
+
+	memset(gm, 0, sizeof(*gm));
+	if (size == 0 || size > (1ULL << 40) || (off & 4095))
+		return -EINVAL;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return -errno;
+	gm->mapping = p;
+	gm->mapping_size = size;
+	guest_mem_layout(gm, p, size);
+	return 0;
+}
+
 void guest_mem_init_from(struct guest_mem *gm, uint8_t *host, uint64_t size)
 {
 	memset(gm, 0, sizeof(*gm));

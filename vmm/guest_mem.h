@@ -35,6 +35,13 @@ int guest_mem_init(struct guest_mem *gm, uint64_t size);
 void guest_mem_free(struct guest_mem *gm);
 
 /*
+ * 'size' bytes of guest RAM mapped copy-on-write from fd at offset 'off'
+ * (a snapshot's memory): pages are read from the file when first touched,
+ * the guest's writes stay private, the file is never modified.
+ */
+int guest_mem_init_file(struct guest_mem *gm, uint64_t size, int fd, uint64_t off);
+
+/*
  * Describe caller-owned memory (tests, snapshots).  'host' must hold 'size'
  * bytes laid out as the regions would be (low region then high region).
  */

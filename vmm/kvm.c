@@ -75,7 +75,8 @@ static int kvm_vm_platform(struct kvm_vm *vm, msvmm_error *err)
 	return 0;
 }
 
-int kvm_vm_create(struct kvm_vm *vm, const char *kvm_path, uint64_t ram_bytes, msvmm_error *err)
+int kvm_vm_create(struct kvm_vm *vm, const char *kvm_path, uint64_t ram_bytes, int mem_fd, uint64_t mem_off,
+		  msvmm_error *err)
 {
 	int rc;
 
@@ -92,7 +93,8 @@ int kvm_vm_create(struct kvm_vm *vm, const char *kvm_path, uint64_t ram_bytes, m
 	rc = kvm_vm_platform(vm, err);
 	if (rc)
 		goto fail;
-	rc = guest_mem_init(&vm->mem, ram_bytes);
+	rc = mem_fd >= 0 ? guest_mem_init_file(&vm->mem, ram_bytes, mem_fd, mem_off)
+			 : guest_mem_init(&vm->mem, ram_bytes);
 	if (rc) {
 		rc = err_set(err, MSVMM_ENOMEM, "cannot allocate %llu MiB of guest RAM: %s",
 			     (unsigned long long)(ram_bytes >> 20), strerror(-rc));

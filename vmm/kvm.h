@@ -19,8 +19,12 @@ struct kvm_vm {
 	unsigned int nr_slots;
 };
 
-/* Open /dev/kvm (kvm_path may be NULL), create the VM and its RAM. */
-int kvm_vm_create(struct kvm_vm *vm, const char *kvm_path, uint64_t ram_bytes, msvmm_error *err);
+/*
+ * Open /dev/kvm (kvm_path may be NULL), create the VM and its RAM: fresh
+ * zeroed memory, or (mem_fd >= 0) a private mapping of mem_fd at mem_off.
+ */
+int kvm_vm_create(struct kvm_vm *vm, const char *kvm_path, uint64_t ram_bytes, int mem_fd, uint64_t mem_off,
+		  msvmm_error *err);
 void kvm_vm_destroy(struct kvm_vm *vm);
 /* Signal eventfd 'fd' when the guest writes 'datamatch' (len bytes) at MMIO 'addr'. */
 int kvm_vm_ioeventfd(struct kvm_vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch, int fd);

@@ -90,7 +90,7 @@ static int machine_devices(struct machine *m, int console_fd, msvmm_error *err)
 }
 
 int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, int console_fd,
-		 bool pvm, msvmm_error *err)
+		 bool pvm, int mem_fd, uint64_t mem_off, msvmm_error *err)
 {
 	int rc;
 
@@ -115,7 +115,7 @@ int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, i
 	rc = evloop_init(&m->loop);
 	if (rc)
 		return err_set(err, MSVMM_EIO, "cannot create the device event loop: %s", strerror(-rc));
-	rc = kvm_vm_create(&m->vm, NULL, ram_bytes, err);
+	rc = kvm_vm_create(&m->vm, NULL, ram_bytes, mem_fd, mem_off, err);
 	if (rc)
 		return rc;
 	if (m->pvm.active)
@@ -324,6 +324,18 @@ struct vcpu_thread_arg {
 	struct vcpu *v;
 };
 
+/* A paused machine's vCPU waits here, outside KVM_RUN, until resumed or ended. */
+static void vcpu_park(struct machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->nr_parked++;
+	pthread_cond_broadcast(&m->cond);
+	while (atomic_load(&m->pause_req) && atomic_load(&m->end) == MACHINE_RUNNING)
+		pthread_cond_wait(&m->cond, &m->lock);
+	m->nr_parked--;
+	pthread_mutex_unlock(&m->lock);
+}
+
 static void vcpu_loop(struct machine *m, struct vcpu *v)
 {
 	msvmm_error e;
@@ -336,6 +348,8 @@ static void vcpu_loop(struct machine *m, struct vcpu *v)
 				vcpu_consume_kicks(m);
 				machine_sample(m, v);
 				vcpu_check_halted(v);
+				if (atomic_load(&m->pause_req))
+					vcpu_park(m);
 				continue;
 			}
 			err_set(&e, MSVMM_EKVM, "vCPU %u: KVM_RUN: %s", v->id, strerror(errno));
@@ -402,6 +416,55 @@ static void machine_watchdog(struct machine *m)
 		if (m->vcpus[i].thread_started)
 			pthread_kill(m->vcpus[i].thread, m->kick_signal);
 	}
+}
+
+static void timespec_add_ms(struct timespec *t, uint64_t ms);
+
+/*
+ * A kick without immediate_exit: KVM first completes an exit the vCPU was
+ * in the middle of (an MMIO read's data), so the state saved is whole.
+ */
+int machine_pause(struct machine *m, uint64_t timeout_ms)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	atomic_store(&m->pause_req, 1);
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	timespec_add_ms(&dl, timeout_ms);
+	pthread_mutex_lock(&m->lock);
+	while (m->nr_parked < m->nr_vcpus) {
+		if (atomic_load(&m->end) != MACHINE_RUNNING) {
+			rc = -1;
+			break;
+		}
+		for (unsigned int i = 0; i < m->nr_vcpus; i++)
+			if (m->vcpus[i].thread_started)
+				pthread_kill(m->vcpus[i].thread, m->kick_signal);
+		/* Re-kick every 10 ms: a kick can land just before a vCPU checks the flag. */
+		struct timespec tick;
+
+		clock_gettime(CLOCK_MONOTONIC, &tick);
+		timespec_add_ms(&tick, 10);
+		pthread_cond_timedwait(&m->cond, &m->lock, &tick);
+		clock_gettime(CLOCK_MONOTONIC, &tick);
+		if (tick.tv_sec > dl.tv_sec || (tick.tv_sec == dl.tv_sec && tick.tv_nsec >= dl.tv_nsec)) {
+			rc = -1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (rc)
+		machine_resume(m);
+	return rc;
+}
+
+void machine_resume(struct machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+	atomic_store(&m->pause_req, 0);
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void timespec_add_ms(struct timespec *t, uint64_t ms)

@@ -66,6 +66,9 @@ struct machine {
 	msvmm_error end_err;
 
 	int kick_signal;
+	/* machine_pause(): vCPU threads park outside KVM_RUN until resumed (under lock). */
+	_Atomic int pause_req;
+	unsigned int nr_parked;
 	/* Monotonic timestamps in ns; 0 = not yet. */
 	uint64_t t_start, t_first_run;
 	_Atomic uint64_t t_boot, t_exit, t_ready;
@@ -73,8 +76,9 @@ struct machine {
 };
 
 uint64_t machine_now_ns(void);
+/* mem_fd/mem_off: RAM from a snapshot's memory (see kvm_vm_create), or -1. */
 int machine_init(struct machine *m, uint64_t ram_bytes, unsigned int nr_vcpus, int console_fd,
-		 bool pvm, msvmm_error *err);
+		 bool pvm, int mem_fd, uint64_t mem_off, msvmm_error *err);
 void machine_destroy(struct machine *m);
 /* Run until the machine ends or timeout_ms (0: none) passes; returns the end reason. */
 enum machine_end machine_run(struct machine *m, uint64_t timeout_ms);
@@ -95,6 +99,13 @@ int machine_add_vsock(struct machine *m, uint64_t cid, msvmm_error *err);
 int machine_wait_ready(struct machine *m, uint64_t timeout_ms);
 /* Wait up to timeout_ms for the machine to end; true when it has. */
 bool machine_wait_end(struct machine *m, uint64_t timeout_ms);
+/*
+ * Stop every vCPU outside KVM_RUN (for a snapshot); 0, or -1 when the
+ * machine ended or timeout_ms passed first (it is resumed then).  Device
+ * work on the event loop goes on: callers take each device's lock.
+ */
+int machine_pause(struct machine *m, uint64_t timeout_ms);
+void machine_resume(struct machine *m);
 /* Load vmlinux symbols on first use (for errors and profiles). */
 const struct symbols *machine_symbols(struct machine *m);
 
