@@ -36,6 +36,7 @@ void msvmm_config_free(msvmm_config *c)
 	free(c->workdir);
 	free(c->extra_cmdline);
 	free(c->vsock_uds);
+	free(c->snapshot_path);
 	for (unsigned int i = 0; i < c->nr_disks; i++) {
 		free(c->disks[i].path);
 		free(c->disks[i].guest_path);
@@ -197,6 +198,16 @@ int msvmm_config_set_vsock_uds(msvmm_config *c, const char *path)
 	if (!c || (path && !*path))
 		return -MSVMM_EINVAL;
 	return set_str(&c->vsock_uds, path);
+}
+
+int msvmm_config_set_snapshot(msvmm_config *c, int mode, const char *path)
+{
+	int base = mode & ~MSVMM_SNAPSHOT_FALLBACK;
+
+	if (!c || (base != MSVMM_SNAPSHOT_OFF && base != MSVMM_SNAPSHOT_CACHE) || (path && !*path))
+		return -MSVMM_EINVAL;
+	c->snapshot_mode = mode;
+	return set_str(&c->snapshot_path, path);
 }
 
 int msvmm_config_add_disk(msvmm_config *c, const char *host_path, const char *guest_path, int read_only)

@@ -36,6 +36,8 @@ struct msvmm_config {
 	uint64_t timeout_ms;
 	uint64_t boot_timeout_ms; /* sandboxes: until the agent is up */
 	char *vsock_uds;
+	int snapshot_mode;   /* MSVMM_SNAPSHOT_* */
+	char *snapshot_path; /* NULL: the cache */
 	struct msvmm_disk disks[MSVMM_MAX_DISKS];
 	unsigned int nr_disks;
 };

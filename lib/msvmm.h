@@ -73,6 +73,8 @@ typedef struct msvmm_result {
 	uint64_t ns_first_run;    /* first KVM_RUN issued */
 	uint64_t ns_init_started; /* guest-init's boot marker seen (0: never) */
 	uint64_t ns_exited;       /* guest reported the command's status */
+	/* Restores only (else 0): snapshot validated, state applied to the new VM. */
+	uint64_t ns_snapshot_opened, ns_state_restored;
 	/* Counters: VM exits handled in the VMM, and instructions msvmm emulated on PVM. */
 	uint64_t exits;
 	uint64_t pvm_int3, pvm_fwait, pvm_xsave, pvm_xrstor, pvm_faults_injected;
@@ -126,6 +128,23 @@ int msvmm_config_set_boot_timeout_ms(msvmm_config *cfg, uint64_t ms);
  * msvmm_vm_vsock_listen() does not claim goes to the Unix socket "<path>_P".
  */
 int msvmm_config_set_vsock_uds(msvmm_config *cfg, const char *path);
+/*
+ * Snapshots (sandboxes only).  A "ready" snapshot is the VM just after its
+ * agent came up: nothing of any command is in it.  With MSVMM_SNAPSHOT_CACHE
+ * msvmm_sandbox_start() restores the configuration's ready snapshot instead
+ * of booting, and when there is none yet boots, saves one, and goes on.
+ * 'path' names the file (NULL: a file in the cache directory,
+ * $MSVMM_CACHE/snapshots or ~/.cache/msvmm/snapshots, named by a hash of
+ * what the snapshot depends on: kernel, image, memory, vCPUs, command line).
+ * A snapshot that cannot be used (corrupt, truncated, made for another
+ * kernel or image) is an error, unless MSVMM_SNAPSHOT_FALLBACK is added:
+ * then the sandbox boots cold and replaces it.  Configurations with extra
+ * disks, a profile, or on PVM hosts always boot cold.
+ */
+#define MSVMM_SNAPSHOT_OFF 0      /* default: always boot */
+#define MSVMM_SNAPSHOT_CACHE 1
+#define MSVMM_SNAPSHOT_FALLBACK 0x100
+int msvmm_config_set_snapshot(msvmm_config *cfg, int mode, const char *path);
 
 /* Build a VM from cfg (cfg may be freed afterwards). */
 int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err);
@@ -191,6 +210,14 @@ void msvmm_sandbox_timings(msvmm_sandbox *sb, msvmm_result *res);
 int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *err);
 /* Stop (if still running) and free. */
 void msvmm_sandbox_destroy(msvmm_sandbox *sb);
+/*
+ * Save the running sandbox's whole VM to 'path' (created; must not exist),
+ * pausing it meanwhile.  Connections open at that moment are reset in every
+ * sandbox restored from it.  0 or -MSVMM_E*.
+ */
+int msvmm_sandbox_snapshot(msvmm_sandbox *sb, const char *path, msvmm_error *err);
+/* 1 when the sandbox started from a snapshot, 0 when it booted. */
+int msvmm_sandbox_restored(const msvmm_sandbox *sb);
 
 /* Output callback: stream 1 stdout, 2 stderr; called on the exec_wait thread. */
 typedef void (*msvmm_output_fn)(void *opaque, int stream, const void *data, size_t len);

@@ -142,6 +142,9 @@ int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_erro
 	rc = vm_create(cfg, true, &sb->vm, err);
 	if (!rc)
 		rc = sandbox_boot(sb, cfg->boot_timeout_ms, err);
+	/* First boot of this configuration: keep its ready state (best effort: a cache). */
+	if (!rc && vm_snapshot_pending(sb->vm))
+		(void)vm_snapshot_save(sb->vm, vm_snapshot_pending(sb->vm), true, NULL);
 	if (rc) {
 		sandbox_free(sb);
 		return rc;
@@ -219,6 +222,22 @@ int msvmm_sandbox_stop(msvmm_sandbox *sb, unsigned int timeout_ms, msvmm_error *
 		close(fd);
 	sandbox_join(sb);
 	return rc;
+}
+
+int msvmm_sandbox_snapshot(msvmm_sandbox *sb, const char *path, msvmm_error *err)
+{
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!sb || !path || !*path)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	if (!sb->running || machine_wait_end(vm_machine(sb->vm), 0))
+		return err_set(err, MSVMM_ESTOPPED, "the sandbox is not running");
+	return vm_snapshot_save(sb->vm, path, false, err);
+}
+
+int msvmm_sandbox_restored(const msvmm_sandbox *sb)
+{
+	return sb && vm_restored(sb->vm) ? 1 : 0;
 }
 
 void msvmm_sandbox_destroy(msvmm_sandbox *sb)

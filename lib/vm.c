@@ -25,6 +25,8 @@
 #include "mptable.h"
 #include "runspec.h"
 #include "scratch.h"
+#include "snapcache.h"
+#include "snapshot.h"
 #include "virtio_vsock.h"
 #include "vm.h"
 
@@ -42,6 +44,8 @@ static const char cmdline_base[] =
 	"percpu_alloc=page msvmm.lean_sysfs=1 rdinit=/init";
 
 #define VM_MAX_RECORDS (3 + MSVMM_MAX_DISKS)
+/* How long a snapshot waits for the vCPUs to stop. */
+#define VM_SNAPSHOT_PAUSE_MS 5000
 
 /* Root, scratch, every extra disk and the vsock device each take a virtio slot. */
 _Static_assert(2 + MSVMM_MAX_DISKS + 1 <= VIRTIO_SLOTS_MAX, "not enough virtio slots for the disks and vsock");
@@ -56,6 +60,12 @@ struct msvmm_vm {
 	uint64_t timeout_ms;
 	uint64_t t_create, t_ready;
 	bool agent; /* guest-init serves the agent instead of running one command */
+	int scratch_fd;             /* the scratch disk's fd (its device owns it), or -1 */
+	bool restored;              /* the state came from a snapshot */
+	char ident[SNAP_IDENT_MAX]; /* what a snapshot of this VM depends on ("": snapshots off) */
+	char snap_save[PATH_MAX];   /* save a ready snapshot here once the agent is up, or "" */
+	uint64_t t_snap_opened, t_state_restored;
+	bool machine_inited; /* machine_init() ran (whatever it returned) */
 };
 
 static int vm_load_kernel(struct msvmm_vm *vm, struct kernel_image *k, msvmm_error *err)
@@ -201,8 +211,11 @@ static int vm_attach(struct msvmm_vm *vm, int fd, bool ro, const char *what, cha
 	return 0;
 }
 
-/* The image's root (read-only) and a private scratch copy become vda and vdb. */
-static int vm_image_disks(struct msvmm_vm *vm, msvmm_error *err)
+/*
+ * The image's root (read-only) and a private scratch copy become vda and
+ * vdb; restored from a snapshot, the scratch copy is of the disk saved in it.
+ */
+static int vm_image_disks(struct msvmm_vm *vm, const struct snap_file *sf, msvmm_error *err)
 {
 	char dev[16];
 	int fd, rc;
@@ -217,9 +230,14 @@ static int vm_image_disks(struct msvmm_vm *vm, msvmm_error *err)
 		rc = vm_record(vm, "R%s%s%s", dev, "", "", err);
 	if (rc || !vm->img.scratch[0])
 		return rc;
-	fd = scratch_create(vm->img.scratch);
+	if (sf && !sf->disk_len)
+		return err_set(err, MSVMM_EFORMAT, "the snapshot holds no scratch disk for image %s", vm->img.dir);
+	fd = sf ? scratch_create_from(sf->fd, (off_t)sf->disk_off, (off_t)sf->disk_len)
+		: scratch_create(vm->img.scratch);
 	if (fd < 0)
-		return err_set(err, err_from_errno(-fd), "scratch disk from %s: %s", vm->img.scratch, strerror(-fd));
+		return err_set(err, err_from_errno(-fd), "scratch disk from %s: %s",
+			       sf ? "the snapshot" : vm->img.scratch, strerror(-fd));
+	vm->scratch_fd = fd;
 	rc = vm_attach(vm, fd, false, "msvmm-scratch", dev, err);
 	return rc ? rc : vm_record(vm, "S%s%s%s", dev, "", "", err);
 }
@@ -268,7 +286,7 @@ static int vm_build(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error *e
 	uint64_t initrd = 0, initrd_size = 0;
 	int rc;
 
-	rc = vm_image_disks(vm, err);
+	rc = vm_image_disks(vm, NULL, err);
 	if (!rc)
 		rc = vm_extra_disks(vm, cfg, err);
 	if (!rc)
@@ -311,16 +329,119 @@ static int vm_resolve(struct msvmm_vm *vm, const msvmm_config *cfg, msvmm_error 
 
 static void vm_free(struct msvmm_vm *vm)
 {
-	machine_destroy(&vm->m);
+	/* A machine never initialised is all zeros: "fd 0" there is not its own. */
+	if (vm->machine_inited)
+		machine_destroy(&vm->m);
 	for (unsigned int i = 0; i < vm->nr_records; i++)
 		free(vm->records[i]);
 	free(vm);
 }
 
-int vm_create(const msvmm_config *cfg, bool agent, msvmm_vm **out, msvmm_error *err)
+/*
+ * A machine resumed from sf: the same devices in the same order as the
+ * saved one had (its kernel command line, in the restored RAM, names them),
+ * then its state.  The agent was up when the snapshot was taken.
+ */
+static int vm_build_restored(struct msvmm_vm *vm, const msvmm_config *cfg, const struct snap_file *sf,
+			     msvmm_error *err)
+{
+	static const char elf_magic[4] = { 0x7f, 'E', 'L', 'F' };
+	char magic[4] = { 0 };
+	int rc, fd;
+
+	rc = vm_image_disks(vm, sf, err);
+	if (!rc)
+		rc = vm_vsock(vm, cfg, err);
+	if (!rc)
+		rc = snapshot_restore(&vm->m, sf, err);
+	if (rc)
+		return rc;
+	vm->t_state_restored = machine_now_ns();
+	vm->m.t_boot = vm->m.t_ready = vm->t_state_restored;
+	/* The guest drops whatever connections it had when the snapshot was taken. */
+	virtio_vsock_transport_reset(vm->m.vsock);
+	/* Symbols for error messages: only an ELF vmlinux has them. */
+	fd = open(vm->kernel, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && read(fd, magic, 4) == 4 && !memcmp(magic, elf_magic, 4))
+		vm->m.vmlinux_path = vm->kernel;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* Boot (snap NULL) or restore from the snapshot file snap; ident names this configuration's snapshots. */
+static int vm_create_once(const msvmm_config *cfg, bool agent, const char *ident, const char *snap,
+			  msvmm_vm **out, msvmm_error *err)
 {
 	uint64_t t0 = machine_now_ns();
+	struct snap_file sf = { .fd = -1 };
 	struct msvmm_vm *vm;
+	int rc;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	vm->t_create = t0;
+	vm->timeout_ms = agent ? 0 : cfg->timeout_ms;
+	vm->agent = agent;
+	vm->scratch_fd = -1;
+	if (ident)
+		snprintf(vm->ident, sizeof(vm->ident), "%s", ident);
+	if (agent && (rc = vm_record(vm, "G%s%s%s", "1", "", "", err))) {
+		free(vm);
+		return rc;
+	}
+	rc = vm_resolve(vm, cfg, err);
+	/* Any sandbox may be snapshotted on request: it needs its identity. */
+	if (!rc && agent && !vm->ident[0] &&
+	    snapcache_ident(cfg, vm->kernel, &vm->img, vm->ident, sizeof(vm->ident), NULL) < 0)
+		vm->ident[0] = '\0';
+	if (!rc && snap) {
+		rc = snapshot_open(snap, ident, &sf, err);
+		vm->t_snap_opened = machine_now_ns();
+	}
+	if (!rc) {
+		vm->machine_inited = true;
+		rc = machine_init(&vm->m, (uint64_t)cfg->memory_mib << 20, cfg->vcpus, cfg->console_fd,
+				  pvm_detect(), sf.fd, sf.mem_off, err);
+	}
+	if (!rc) {
+		vm->m.profile_hz = cfg->profile_hz;
+		rc = snap ? vm_build_restored(vm, cfg, &sf, err) : vm_build(vm, cfg, err);
+	}
+	if (snap)
+		snapshot_close(&sf); /* the RAM mapping keeps what it needs of the file */
+	if (rc) {
+		vm_free(vm);
+		return rc;
+	}
+	vm->restored = snap != NULL;
+	vm->t_ready = machine_now_ns();
+	*out = vm;
+	return 0;
+}
+
+/* This configuration's snapshot identity and file, when it uses snapshots. */
+static int vm_snapshot_plan(const msvmm_config *cfg, char *ident, size_t ilen, char *path, size_t plen,
+			    msvmm_error *err)
+{
+	struct msvmm_vm *tmp = calloc(1, sizeof(*tmp));
+	int rc;
+
+	if (!tmp)
+		return err_set(err, MSVMM_ENOMEM, "out of memory");
+	rc = vm_resolve(tmp, cfg, err);
+	if (!rc)
+		rc = snapcache_ident(cfg, tmp->kernel, &tmp->img, ident, ilen, err);
+	if (!rc)
+		rc = snapcache_path(cfg, ident, false, path, plen, err);
+	free(tmp);
+	return rc;
+}
+
+int vm_create(const msvmm_config *cfg, bool agent, msvmm_vm **out, msvmm_error *err)
+{
+	char ident[SNAP_IDENT_MAX], path[PATH_MAX];
 	int rc;
 
 	if (err)
@@ -328,31 +449,21 @@ int vm_create(const msvmm_config *cfg, bool agent, msvmm_vm **out, msvmm_error *
 	if (!cfg || !out)
 		return err_set(err, MSVMM_EINVAL, "invalid arguments");
 	*out = NULL;
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return err_set(err, MSVMM_ENOMEM, "out of memory");
-	vm->t_create = t0;
-	vm->timeout_ms = agent ? 0 : cfg->timeout_ms;
-	vm->agent = agent;
-	if (agent && (rc = vm_record(vm, "G%s%s%s", "1", "", "", err))) {
-		free(vm);
+	if (!agent || !snapcache_eligible(cfg, pvm_detect()))
+		return vm_create_once(cfg, agent, NULL, NULL, out, err);
+	rc = vm_snapshot_plan(cfg, ident, sizeof(ident), path, sizeof(path), err);
+	if (rc)
 		return rc;
+	if (access(path, F_OK) == 0) {
+		rc = vm_create_once(cfg, agent, ident, path, out, err);
+		if (!rc || !(cfg->snapshot_mode & MSVMM_SNAPSHOT_FALLBACK))
+			return rc;
+		/* Allowed to: boot instead, and replace the snapshot that failed. */
 	}
-	rc = vm_resolve(vm, cfg, err);
+	rc = vm_create_once(cfg, agent, ident, NULL, out, err);
 	if (!rc)
-		rc = machine_init(&vm->m, (uint64_t)cfg->memory_mib << 20, cfg->vcpus, cfg->console_fd,
-				  pvm_detect(), -1, 0, err);
-	if (!rc) {
-		vm->m.profile_hz = cfg->profile_hz;
-		rc = vm_build(vm, cfg, err);
-	}
-	if (rc) {
-		vm_free(vm);
-		return rc;
-	}
-	vm->t_ready = machine_now_ns();
-	*out = vm;
-	return 0;
+		snprintf((*out)->snap_save, sizeof((*out)->snap_save), "%s", path);
+	return rc;
 }
 
 int msvmm_vm_create(const msvmm_config *cfg, msvmm_vm **out, msvmm_error *err)
@@ -389,6 +500,8 @@ static void vm_fill_times(struct msvmm_vm *vm, msvmm_result *res)
 	res->ns_first_run = since(vm->t_create, vm->m.t_first_run);
 	res->ns_init_started = since(vm->t_create, vm->m.t_boot);
 	res->ns_exited = since(vm->t_create, vm->m.t_exit);
+	res->ns_snapshot_opened = since(vm->t_create, vm->t_snap_opened);
+	res->ns_state_restored = since(vm->t_create, vm->t_state_restored);
 	res->exits = vm->m.nr_exits;
 	res->pvm_int3 = p->nr_int3;
 	res->pvm_fwait = p->nr_fwait;
@@ -539,4 +652,75 @@ int msvmm_vm_vsock_accept(msvmm_vm *vm, uint32_t port, unsigned int timeout_ms, 
 				     : vm_vsock_errno(rc, port, "accept on host", err);
 	*fd = rc;
 	return 0;
+}
+
+const char *vm_snapshot_pending(const msvmm_vm *vm)
+{
+	return vm->snap_save[0] ? vm->snap_save : NULL;
+}
+
+bool vm_restored(const msvmm_vm *vm)
+{
+	return vm->restored;
+}
+
+/* mkdir -p of path's directory (the snapshot cache). */
+static void vm_mkdir_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(dir, 0755);
+			*p = '/';
+		}
+	mkdir(dir, 0755);
+}
+
+/* Pause, save into tmp_fd, resume: the vCPUs and the device thread stand still meanwhile. */
+static int vm_snapshot_write(struct msvmm_vm *vm, int fd, msvmm_error *err)
+{
+	struct machine *m = &vm->m;
+	int rc;
+
+	if (machine_pause(m, VM_SNAPSHOT_PAUSE_MS) < 0)
+		return err_set(err, MSVMM_ESTOPPED, "cannot snapshot: the VM stopped or would not pause");
+	evloop_pause(&m->loop);
+	rc = snapshot_save(m, fd, vm->ident, vm->scratch_fd, err);
+	evloop_resume(&m->loop);
+	machine_resume(m);
+	return rc;
+}
+
+int vm_snapshot_save(msvmm_vm *vm, const char *path, bool replace, msvmm_error *err)
+{
+	char tmp[PATH_MAX + 64];
+	int fd, rc;
+
+	if (!vm->agent || !vm->ident[0] || vm->m.pvm.active)
+		return err_set(err, MSVMM_EINVAL, "this VM cannot be snapshotted (%s)",
+			       vm->m.pvm.active ? "PVM host" : "not a sandbox");
+	if (replace)
+		vm_mkdir_parent(path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%llu", path, (int)getpid(),
+		     (unsigned long long)machine_now_ns()) >= (int)sizeof(tmp))
+		return err_set(err, MSVMM_EINVAL, "snapshot path too long");
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_set(err, err_from_errno(errno), "snapshot %s: %s", tmp, strerror(errno));
+	rc = vm_snapshot_write(vm, fd, err);
+	close(fd);
+	/* Into place whole or not at all; without 'replace' an existing file stays. */
+	if (!rc && (replace ? rename(tmp, path) : link(tmp, path)) < 0)
+		rc = err_set(err, err_from_errno(errno), "snapshot %s: %s", path, strerror(errno));
+	if (rc || !replace)
+		unlink(tmp);
+	return rc;
 }

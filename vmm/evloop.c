@@ -14,6 +14,7 @@ int evloop_init(struct evloop *l)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 
 	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->run_lock, NULL);
 	l->wake_fd = -1;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0)
@@ -50,12 +51,14 @@ static void *evloop_thread(void *p)
 	while (!atomic_load(&l->stop)) {
 		int n = epoll_wait(l->epfd, evs, EVLOOP_BATCH, -1);
 
+		pthread_mutex_lock(&l->run_lock);
 		for (int i = 0; i < n; i++) {
 			struct evloop_handler *h = evs[i].data.ptr;
 
 			if (h)
 				h->fn(h->opaque, evs[i].events);
 		}
+		pthread_mutex_unlock(&l->run_lock);
 	}
 	return NULL;
 }
@@ -68,6 +71,16 @@ int evloop_start(struct evloop *l)
 		return -rc;
 	l->started = 1;
 	return 0;
+}
+
+void evloop_pause(struct evloop *l)
+{
+	pthread_mutex_lock(&l->run_lock);
+}
+
+void evloop_resume(struct evloop *l)
+{
+	pthread_mutex_unlock(&l->run_lock);
 }
 
 void evloop_stop(struct evloop *l)
@@ -92,4 +105,5 @@ void evloop_destroy(struct evloop *l)
 	if (l->epfd >= 0)
 		close(l->epfd);
 	l->wake_fd = l->epfd = -1;
+	pthread_mutex_destroy(&l->run_lock);
 }

@@ -27,6 +27,8 @@ struct evloop {
 	pthread_t thread;
 	int started;
 	_Atomic int stop;
+	/* Held by the loop thread while it runs handlers: evloop_pause() takes it. */
+	pthread_mutex_t run_lock;
 	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
 	unsigned int nr;
 };
@@ -35,6 +37,12 @@ int evloop_init(struct evloop *l);
 /* Watch fd for 'events' (EPOLLIN...); fn runs on the loop thread.  Before start only. */
 int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque);
 int evloop_start(struct evloop *l);
+/*
+ * Keep the loop thread out of every handler until evloop_resume() (a
+ * snapshot needs the devices still): returns once no handler runs.
+ */
+void evloop_pause(struct evloop *l);
+void evloop_resume(struct evloop *l);
 /* Stop and join the thread (idempotent). */
 void evloop_stop(struct evloop *l);
 void evloop_destroy(struct evloop *l);

@@ -15,6 +15,7 @@
 
 #include "snap_io.h"
 #include "snapshot_devices.h"
+#include "sparse_copy.h"
 
 #define SNAP_MAGIC "MSVMMSNP"
 #define SNAP_HDR_SIZE 4096
@@ -31,7 +32,7 @@
 struct snap_hdr {
 	char magic[8];
 	uint32_t version, hdr_size;
-	uint64_t file_size, state_off, state_len, mem_off, mem_len, ram_size;
+	uint64_t file_size, state_off, state_len, mem_off, mem_len, ram_size, disk_off, disk_len;
 	uint32_t nr_vcpus, state_crc;
 	char ident[SNAP_IDENT_MAX];
 	uint32_t hdr_crc; /* over everything above */
@@ -216,7 +217,22 @@ static uint64_t snap_align(uint64_t v)
 	return (v + SNAP_PAGE - 1) & ~(uint64_t)(SNAP_PAGE - 1);
 }
 
-int snapshot_save(struct machine *m, int fd, const char *ident, msvmm_error *err)
+/* The disk's data extents at off (holes stay holes); its size in *len. */
+static int snap_save_disk(int disk_fd, int fd, uint64_t off, uint64_t *len)
+{
+	struct stat st;
+	int rc;
+
+	if (fstat(disk_fd, &st) < 0)
+		return -errno;
+	*len = (uint64_t)st.st_size;
+	rc = sparse_copy(disk_fd, 0, fd, (off_t)off, (off_t)st.st_size);
+	if (!rc && ftruncate(fd, (off_t)(off + *len)) < 0)
+		rc = -errno;
+	return rc;
+}
+
+int snapshot_save(struct machine *m, int fd, const char *ident, int disk_fd, msvmm_error *err)
 {
 	_Static_assert(sizeof(struct snap_hdr) <= SNAP_HDR_SIZE, "snapshot header too big");
 	static const uint8_t zero_hdr[SNAP_HDR_SIZE];
@@ -252,7 +268,8 @@ int snapshot_save(struct machine *m, int fd, const char *ident, msvmm_error *err
 	h.mem_off = snap_align(h.state_off + h.state_len);
 	h.mem_len = m->vm.mem.mapping_size;
 	h.ram_size = m->vm.mem.ram_size;
-	h.file_size = h.mem_off + h.mem_len;
+	h.disk_off = h.mem_off + h.mem_len;
+	h.file_size = h.disk_off;
 	h.nr_vcpus = m->nr_vcpus;
 	h.state_crc = (uint32_t)crc32(0, w.buf, (uInt)w.len);
 	snprintf(h.ident, sizeof(h.ident), "%s", ident);
@@ -263,6 +280,11 @@ int snapshot_save(struct machine *m, int fd, const char *ident, msvmm_error *err
 		rc = snap_write_all(fd, w.buf, w.len, h.state_off);
 	if (!rc)
 		rc = snap_save_ram(&m->vm.mem, fd, h.mem_off);
+	if (!rc && disk_fd >= 0) {
+		rc = snap_save_disk(disk_fd, fd, h.disk_off, &h.disk_len);
+		h.file_size += h.disk_len;
+		h.hdr_crc = snap_hdr_crc(&h);
+	}
 	if (!rc && fdatasync(fd) < 0)
 		rc = -errno;
 	if (!rc)
@@ -304,7 +326,8 @@ static int snap_check_hdr(const struct snap_hdr *h, uint64_t file_size, const ch
 			       h->version, SNAP_FORMAT_VERSION);
 	if (h->hdr_size != SNAP_HDR_SIZE || h->state_off != SNAP_HDR_SIZE || h->state_len > SNAP_STATE_MAX ||
 	    h->mem_off != snap_align(h->state_off + h->state_len) || h->mem_len == 0 ||
-	    h->mem_len > (1ULL << 40) || h->ram_size != h->mem_len || h->file_size != h->mem_off + h->mem_len ||
+	    h->mem_len > (1ULL << 40) || h->ram_size != h->mem_len || h->disk_off != h->mem_off + h->mem_len ||
+	    h->disk_len > (1ULL << 44) || h->file_size != h->disk_off + h->disk_len ||
 	    h->nr_vcpus == 0 || h->nr_vcpus > MACHINE_MAX_VCPUS || memchr(h->ident, 0, sizeof(h->ident)) == NULL)
 		return err_set(err, MSVMM_EFORMAT, "snapshot %s: inconsistent header", path);
 	if (file_size < h->file_size)
@@ -350,6 +373,8 @@ int snapshot_open(const char *path, const char *ident, struct snap_file *sf, msv
 	sf->ram_size = h.ram_size;
 	sf->nr_vcpus = h.nr_vcpus;
 	sf->mem_off = h.mem_off;
+	sf->disk_off = h.disk_off;
+	sf->disk_len = h.disk_len;
 	return 0;
 fail:
 	snapshot_close(sf);

@@ -14,7 +14,13 @@
  *                    for each vCPU, the irqchip, the PIT and each device;
  *   [mem_off, +mem_len)
  *                    guest RAM as the host mapping lays it out, page aligned,
- *                    sparse (zero pages are holes).
+ *                    sparse (zero pages are holes);
+ *   [disk_off, +disk_len)
+ *                    optionally, the contents of the machine's writable
+ *                    scratch disk at the moment of the snapshot (sparse),
+ *                    from which each restore makes its own private copy: in
+ *                    one file, so RAM and disk can never come from two
+ *                    different saves.
  * Restore checks the header, both CRCs, the identity and every size before
  * anything is mapped; guest RAM is then mapped privately from the file
  * (pages are read when the guest first touches them and the file is never
@@ -39,15 +45,17 @@ struct snap_file {
 	uint64_t ram_size;
 	unsigned int nr_vcpus;
 	uint64_t mem_off;
+	uint64_t disk_off, disk_len; /* disk_len 0: none */
 	uint8_t *state;
 	size_t state_len;
 };
 
 /*
  * Save the paused machine (machine_pause) to fd, which must be empty and
- * seekable.  ident names what the snapshot belongs to.  0 or -MSVMM_E*.
+ * seekable, with the contents of disk_fd (-1: none).  ident names what the
+ * snapshot belongs to.  0 or -MSVMM_E*.
  */
-int snapshot_save(struct machine *m, int fd, const char *ident, msvmm_error *err);
+int snapshot_save(struct machine *m, int fd, const char *ident, int disk_fd, msvmm_error *err);
 
 /*
  * Open path and validate everything but RAM against 'ident' (what the
