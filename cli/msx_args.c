@@ -96,6 +96,8 @@ static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *e
 		a->console = 1;
 	} else if (opt_match(arg, NULL, "--timings", &eq)) {
 		a->timings = 1;
+	} else if (opt_match(arg, NULL, "--no-snapshot", &eq)) {
+		a->no_snapshot = 1;
 	} else if (opt_match(arg, NULL, "--profile", &eq)) {
 		a->profile_hz = MSX_DEFAULT_PROFILE_HZ;
 		if (eq && (parse_uint(eq + 1, 100000, &n) || !n))

@@ -32,6 +32,7 @@ struct msx_args {
 	const char *user;        /* NULL: root */
 	int interactive, tty;    /* -i: forward stdin; -t: a pty */
 	int console, timings, help, version;
+	int no_snapshot;         /* --no-snapshot: always boot cold */
 };
 
 enum msx_parse { MSX_PARSE_OK = 0, MSX_PARSE_ERROR = -1 };
