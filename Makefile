@@ -111,6 +111,11 @@ $(BUILD)/tests-e2e/sandbox: tests/e2e/sandbox.c tests/e2e/gen.h $(BUILD)/lib/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/e2e -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
 
+# Snapshots through the public API (run by tests/e2e/run.sh).
+$(BUILD)/tests-e2e/snapshot: tests/e2e/snapshot.c $(BUILD)/lib/libmsvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
+
 # bench/blk.sh's runner for its test-guest kernel (no agent there for msx).
 $(BUILD)/bin/msvmm-vmrun: bench/vmrun.c $(BUILD)/lib/libmsvmm.a
 	@mkdir -p $(dir $@)
@@ -127,7 +132,7 @@ unit: $(TESTS) $(GUESTS)
 unit-san: $(SAN_TESTS) $(GUESTS)
 	@bash tests/run-unit.sh $(BUILD)/tests-san
 
-e2e: all $(BUILD)/tests-e2e/sandbox
+e2e: all $(BUILD)/tests-e2e/sandbox $(BUILD)/tests-e2e/snapshot
 	@bash tests/e2e/run.sh $(BUILD)
 
 # The unit tests that boot guests: where /dev/kvm is missing, `make check`
@@ -136,7 +141,7 @@ GUEST_TESTS := test_guests test_vblk_guests test_vsock_guests
 
 NESTED ?= 1
 
-check: deps all $(TESTS) $(SAN_TESTS) $(GUESTS) $(BUILD)/tests-e2e/sandbox
+check: deps all $(TESTS) $(SAN_TESTS) $(GUESTS) $(BUILD)/tests-e2e/sandbox $(BUILD)/tests-e2e/snapshot
 	@NESTED=$(NESTED) bash tests/check.sh $(BUILD) $(GUEST_TESTS)
 
 RUN_CMD := $(BUILD)/bin/msx busybox -- echo hello from a microVM

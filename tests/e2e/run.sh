@@ -6,6 +6,9 @@ B=${1:-build}
 MSX=$B/bin/msx
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# msx keeps ready snapshots in $MSVMM_CACHE/snapshots: a fresh, private cache,
+# so the first busybox run below boots and saves one and later ones restore.
+export MSVMM_CACHE=$WORK/cache
 pass=0
 fail=0
 skipped=0
@@ -125,6 +128,34 @@ else
 	nok "SIGINT to msx gives 130" "the command never printed ready"
 fi
 
+# Snapshots: the runs above made busybox's ready snapshot; restores use it.
+snaps() { ls "$MSVMM_CACHE"/snapshots/*.snap 2>/dev/null; }
+if [ "$(snaps | wc -l)" -ge 1 ]; then ok "snapshot: the first run saved one"; else nok "snapshot: the first run saved one" "none in $MSVMM_CACHE/snapshots"; fi
+expect "snapshot: restored echo" 0 "$WORK/hello.txt" -- --timings busybox -- echo hello from a microVM
+if grep -q "restored from snapshot" "$WORK/err"; then ok "snapshot: restored, not booted"; else nok "snapshot: restored, not booted" "no restore line"; fi
+expect "snapshot: --no-snapshot boots" 0 "$WORK/hello.txt" -- --timings --no-snapshot busybox -- echo hello from a microVM
+if ! grep -q "restored from snapshot" "$WORK/err"; then ok "snapshot: --no-snapshot did not restore"; else nok "snapshot: --no-snapshot did not restore" "restored"; fi
+snap=$(snaps | head -1)
+snap_sum=$(sha256sum <"$snap")
+# Two restores at once: each its own files, processes and random numbers.
+for i in 1 2; do
+	"$MSX" busybox -- sh -c "echo $i >/tmp/mine; sleep 1; cat /tmp/mine; head -c 16 /dev/urandom | od -An -tx1" \
+		>"$WORK/par$i" 2>"$WORK/parerr$i" </dev/null &
+done
+wait
+if [ "$(head -1 "$WORK/par1")" = 1 ] && [ "$(head -1 "$WORK/par2")" = 2 ]; then ok "snapshot: two restores keep their own files"; else nok "snapshot: two restores keep their own files" "$(cat "$WORK/par1" "$WORK/parerr1" "$WORK/par2")"; fi
+if [ -s "$WORK/par1" ] && [ "$(tail -1 "$WORK/par1")" != "$(tail -1 "$WORK/par2")" ]; then ok "snapshot: two restores draw different random numbers"; else nok "snapshot: two restores draw different random numbers" "$(tail -1 "$WORK/par1") = $(tail -1 "$WORK/par2")"; fi
+year=$("$MSX" busybox -- date +%Y 2>/dev/null)
+if [ "$year" = "$(date +%Y)" ]; then ok "snapshot: a restored guest has the current date"; else nok "snapshot: a restored guest has the current date" "guest says $year"; fi
+if [ "$snap_sum" = "$(sha256sum <"$snap")" ]; then ok "snapshot: restores leave the file unchanged"; else nok "snapshot: restores leave the file unchanged" "hash changed"; fi
+# A corrupt snapshot: msx boots instead (it allows that) and replaces it.
+printf 'XXXX' | dd of="$snap" bs=1 seek=5000 conv=notrunc 2>/dev/null
+expect "snapshot: corrupt one is replaced by a boot" 0 "$WORK/hello.txt" -- --timings busybox -- echo hello from a microVM
+if ! grep -q "restored from snapshot" "$WORK/err"; then ok "snapshot: corrupt one not restored"; else nok "snapshot: corrupt one not restored" "restored"; fi
+expect "snapshot: restored again after the rebuild" 0 "$WORK/hello.txt" -- --timings busybox -- echo hello from a microVM
+if grep -q "restored from snapshot" "$WORK/err"; then ok "snapshot: the rebuilt one restores"; else nok "snapshot: the rebuilt one restores" "no restore line"; fi
+if [ -z "$(ls "$MSVMM_CACHE"/snapshots/ | grep -v '\.snap$')" ]; then ok "snapshot: no temporary files left in the cache"; else nok "snapshot: no temporary files left in the cache" "$(ls "$MSVMM_CACHE"/snapshots/)"; fi
+
 # A guest that halts for good (interrupts off) ends the VM instead of hanging it.
 expect "halted guest ends the VM" 125 - -- busybox -- halt -f
 if grep -q "shut down" "$WORK/err"; then ok "halted guest message"; else nok "halted guest message" "$(cat "$WORK/err")"; fi
@@ -159,6 +190,9 @@ if [ -f "$PYIMG/rootfs.ext4" ]; then
 	expect "python: the file is gone in the next sandbox" 1 - -- python -- sh -c 'test -e /root/state.txt'
 	if [ "$base_sum" = "$(sha256sum <"$PYIMG/rootfs.ext4")" ]; then ok "python: base image unchanged"; else nok "python: base image unchanged" "hash changed"; fi
 	expect "python: default command with empty stdin" 0 - -- python
+	# The python image restored: its scratch disk comes from the snapshot.
+	expect "python: restored prints 42" 0 "$WORK/42.txt" -- --timings python -- python3 -c 'print(6*7)'
+	if grep -q "restored from snapshot" "$WORK/err"; then ok "python: restored from its snapshot"; else nok "python: restored from its snapshot" "no restore"; fi
 else
 	nok "python image" "$PYIMG/rootfs.ext4 missing (make images)"
 fi
@@ -205,6 +239,15 @@ SH
 		ok "sandbox API tests ($(grep -c ':P:' "$WORK/err") passed)"
 	else
 		nok "sandbox API tests" "$(grep -E ':[FE]:|TIMEOUT' "$WORK/err" | head -5)"
+	fi
+	# Snapshots through the API: saved, restored, bad ones refused (tests/e2e/snapshot.c).
+	SNAPSHOT_TEST=$B/tests-e2e/snapshot
+	if [ ! -x "$SNAPSHOT_TEST" ]; then
+		nok "snapshot API tests" "$SNAPSHOT_TEST missing (make e2e builds it)"
+	elif TMPDIR=$WORK timeout 1800 "$SNAPSHOT_TEST" "$WORK/images/bbtest" "$B/share/msvmm" >"$WORK/err" 2>&1; then
+		ok "snapshot API tests ($(grep -c ':P:' "$WORK/err") passed)"
+	else
+		nok "snapshot API tests" "$(grep -E ':[FE]:|TIMEOUT' "$WORK/err" | head -5)"
 	fi
 else
 	nok "build test image" "mstest or msvmm-mkinitramfs failed"
