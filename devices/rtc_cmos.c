@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "rtc_cmos.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include "snap_io.h"
+
+#define RTC_SNAP_VERSION 1
 
 #define RTC_SECONDS 0x00
 #define RTC_MINUTES 0x02
@@ -18,6 +23,7 @@
 
 #define RTC_B_24H 0x02
 #define RTC_D_VALID 0x80
+#define RTC_INDEX_MASK 0x7f /* bit 7 of the index port is the NMI mask */
 
 void rtc_cmos_init(struct rtc_cmos *r)
 {
@@ -64,7 +70,7 @@ void rtc_cmos_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	}
 	if (offset == 0) {
 		if (is_write)
-			r->index = data[0] & 0x7f; /* bit 7 is the NMI mask, not part of the index */
+			r->index = data[0] & RTC_INDEX_MASK;
 		else
 			data[0] = 0xff;
 		return;
@@ -72,4 +78,26 @@ void rtc_cmos_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	/* Writes to the data port are ignored: the guest cannot set the host's clock. */
 	if (!is_write)
 		data[0] = rtc_reg(r, r->index);
+}
+
+int rtc_cmos_save(struct rtc_cmos *rtc, struct snap_w *w)
+{
+	snap_put_u32(w, RTC_SNAP_VERSION);
+	snap_put_u8(w, rtc->index);
+	return w->err ? -ENOMEM : 0;
+}
+
+int rtc_cmos_restore(struct rtc_cmos *rtc, struct snap_r *r)
+{
+	uint8_t index;
+
+	if (snap_get_u32(r) != RTC_SNAP_VERSION)
+		snap_r_fail(r);
+	index = snap_get_u8(r);
+	if (!snap_r_done(r) || (index & ~RTC_INDEX_MASK)) {
+		snap_r_fail(r);
+		return -EINVAL;
+	}
+	rtc->index = index;
+	return 0;
 }

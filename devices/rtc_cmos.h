@@ -26,4 +26,16 @@ void rtc_cmos_init(struct rtc_cmos *r);
 /* Registered over ports 0x70..0x71; matches bus_handler. */
 void rtc_cmos_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
+/*
+ * Snapshots.  The section: a version (u32) and the selected register index
+ * (u8, 0..0x7f).  The time is not state: a restored guest reads the host's
+ * clock, as it would after any pause.  save: 0, or -ENOMEM when the writer
+ * ran out of memory.  restore: 'r' holds exactly this section and 'rtc' was
+ * just set up by rtc_cmos_init(); 0, or -EINVAL with the device unchanged.
+ */
+struct snap_w;
+struct snap_r;
+int rtc_cmos_save(struct rtc_cmos *rtc, struct snap_w *w);
+int rtc_cmos_restore(struct rtc_cmos *rtc, struct snap_r *r);
+
 #endif

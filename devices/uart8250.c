@@ -4,6 +4,10 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "snap_io.h"
+
+#define UART_SNAP_VERSION 1
+
 #define UART_IER_RDI 0x01
 #define UART_IER_THRI 0x02
 #define UART_IIR_NO_INT 0x01
@@ -17,6 +21,10 @@
 #define UART_MSR_DSR 0x20
 #define UART_MSR_RI 0x40
 #define UART_MSR_DCD 0x80
+/* The bits of IER, FCR and MCR that the guest can set. */
+#define UART_IER_MASK 0x0f
+#define UART_FCR_MASK 0xc9
+#define UART_MCR_MASK 0x1f
 
 void uart8250_init(struct uart8250 *u, int out_fd, uart_irq_fn irq, void *irq_opaque)
 {
@@ -24,9 +32,14 @@ void uart8250_init(struct uart8250 *u, int out_fd, uart_irq_fn irq, void *irq_op
 				.mcr = 0x08, .dll = 12 };
 }
 
+static int uart_irq_due(const struct uart8250 *u)
+{
+	return (u->ier & UART_IER_THRI) && u->thri_pending;
+}
+
 static void uart_update_irq(struct uart8250 *u)
 {
-	int level = (u->ier & UART_IER_THRI) && u->thri_pending;
+	int level = uart_irq_due(u);
 
 	if (level != u->irq_level) {
 		u->irq_level = level;
@@ -120,12 +133,12 @@ static void uart_write(struct uart8250 *u, unsigned int reg, uint8_t v)
 			/* Enabling THRI with an empty transmitter raises it at once (16550). */
 			if ((v & UART_IER_THRI) && !(u->ier & UART_IER_THRI))
 				u->thri_pending = true;
-			u->ier = v & 0x0f;
+			u->ier = v & UART_IER_MASK;
 		}
 		break;
-	case 2: u->fcr = v & 0xc9; break;
+	case 2: u->fcr = v & UART_FCR_MASK; break;
 	case 3: u->lcr = v; break;
-	case 4: u->mcr = v & 0x1f; break;
+	case 4: u->mcr = v & UART_MCR_MASK; break;
 	case 7: u->scr = v; break;
 	default: break;
 	}
@@ -146,4 +159,57 @@ void uart8250_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	else
 		data[0] = uart_read(u, (unsigned int)offset);
 	uart_update_irq(u);
+}
+
+int uart8250_save(struct uart8250 *u, struct snap_w *w)
+{
+	snap_put_u32(w, UART_SNAP_VERSION);
+	snap_put_u8(w, u->ier);
+	snap_put_u8(w, u->lcr);
+	snap_put_u8(w, u->mcr);
+	snap_put_u8(w, u->scr);
+	snap_put_u8(w, u->dll);
+	snap_put_u8(w, u->dlm);
+	snap_put_u8(w, u->fcr);
+	snap_put_u8(w, u->thri_pending);
+	snap_put_u8(w, u->irq_level != 0);
+	snap_put_u64(w, u->bytes_out);
+	snap_put(w, u->tail, sizeof(u->tail));
+	return w->err ? -ENOMEM : 0;
+}
+
+/* Registers as uart_write() stores them, and the line as uart_update_irq() leaves it. */
+static bool uart_state_valid(const struct uart8250 *u)
+{
+	return !(u->ier & ~UART_IER_MASK) && !(u->fcr & ~UART_FCR_MASK) &&
+	       !(u->mcr & ~UART_MCR_MASK) && u->irq_level == uart_irq_due(u);
+}
+
+int uart8250_restore(struct uart8250 *u, struct snap_r *r)
+{
+	struct uart8250 s = *u; /* keeps the fresh device's fd and irq callback */
+
+	if (snap_get_u32(r) != UART_SNAP_VERSION)
+		snap_r_fail(r);
+	s.ier = snap_get_u8(r);
+	s.lcr = snap_get_u8(r);
+	s.mcr = snap_get_u8(r);
+	s.scr = snap_get_u8(r);
+	s.dll = snap_get_u8(r);
+	s.dlm = snap_get_u8(r);
+	s.fcr = snap_get_u8(r);
+	s.thri_pending = snap_get_bool(r);
+	s.irq_level = snap_get_bool(r);
+	s.bytes_out = snap_get_u64(r);
+	snap_get(r, s.tail, sizeof(s.tail));
+	s.tail_pos = (unsigned int)(s.bytes_out % UART_TAIL_SIZE); /* as uart_tx() keeps it */
+	if (!snap_r_done(r) || !uart_state_valid(&s)) {
+		snap_r_fail(r);
+		return -EINVAL;
+	}
+	*u = s;
+	/* The line is a level the fresh machine has low: drive it to the guest's. */
+	if (u->irq)
+		u->irq(u->irq_opaque, u->irq_level);
+	return 0;
 }

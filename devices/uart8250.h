@@ -41,4 +41,23 @@ size_t uart8250_last_line(const struct uart8250 *u, char *out, size_t len);
 /* Port access relative to the base; matches bus_handler. */
 void uart8250_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
+/*
+ * Snapshots.  The section: a version (u32); ier, lcr, mcr, scr, dll, dlm,
+ * fcr (u8 each); thri_pending and the irq level (u8, 0 or 1); bytes_out
+ * (u64) and the console tail ring (UART_TAIL_SIZE bytes; its write position
+ * is bytes_out modulo the size), so uart8250_last_line() still shows the
+ * guest's last line.  The console fd and the irq callback are the fresh
+ * device's.
+ *
+ * save: 0, or -ENOMEM when the writer ran out of memory.  restore: 'r'
+ * holds exactly this section and 'u' was just set up by uart8250_init();
+ * 0, with the irq callback called with the restored level, or -EINVAL
+ * (malformed: a register value the guest cannot write, an irq level that
+ * does not follow from the registers) with 'u' unchanged.
+ */
+struct snap_w;
+struct snap_r;
+int uart8250_save(struct uart8250 *u, struct snap_w *w);
+int uart8250_restore(struct uart8250 *u, struct snap_r *r);
+
 #endif

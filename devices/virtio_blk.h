@@ -99,4 +99,21 @@ void virtio_blk_destroy(struct virtio_blk *b);
  */
 int virtio_blk_process(struct virtio_blk *b);
 
+/*
+ * Snapshots.  The section: a version (u32), the transport state
+ * (virtio_mmio_save_locked), the config space and the GET_ID string.  The
+ * disk's bytes are the backing file's business, not the section's.
+ *
+ * save: 0, or -ENOMEM when the writer ran out of memory.  restore: 'r'
+ * holds exactly this section and 'b' was just set up by virtio_blk_init()
+ * as the machine does it (same guest RAM, backing file, read_only and id)
+ * and has not run; 0, or -EINVAL (malformed, or not this disk: other
+ * features, capacity or id) with 'b' unchanged.  Both take the transport
+ * lock.
+ */
+struct snap_w;
+struct snap_r;
+int virtio_blk_save(struct virtio_blk *b, struct snap_w *w);
+int virtio_blk_restore(struct virtio_blk *b, struct snap_r *r);
+
 #endif

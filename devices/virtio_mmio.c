@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "snap_io.h"
+
 /* The status bits the driver owns; DEVICE_NEEDS_RESET belongs to the device. */
 #define VIRTIO_STATUS_DRIVER_BITS                                                   \
 	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | \
@@ -144,15 +146,20 @@ void virtio_mmio_notify(struct virtio_mmio_dev *d, unsigned int index)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static bool virtio_mmio_negotiated(const struct virtio_mmio_dev *d, unsigned int bit)
+static bool virtio_negotiated(uint32_t status, uint64_t driver_features, unsigned int bit)
 {
-	return (d->status & VIRTIO_STATUS_FEATURES_OK) && (d->driver_features & (1ULL << bit));
+	return (status & VIRTIO_STATUS_FEATURES_OK) && (driver_features & (1ULL << bit));
 }
 
-static bool virtio_mmio_features_ok(const struct virtio_mmio_dev *d)
+static bool virtio_mmio_negotiated(const struct virtio_mmio_dev *d, unsigned int bit)
 {
-	return !(d->driver_features & ~d->host_features) &&
-	       (d->driver_features & (1ULL << VIRTIO_F_VERSION_1));
+	return virtio_negotiated(d->status, d->driver_features, bit);
+}
+
+static bool virtio_mmio_features_ok(const struct virtio_mmio_dev *d, uint64_t driver_features)
+{
+	return !(driver_features & ~d->host_features) &&
+	       (driver_features & (1ULL << VIRTIO_F_VERSION_1));
 }
 
 /* Each step needs the one before it (virtio 1.x 3.1.1); FAILED needs nothing. */
@@ -181,7 +188,7 @@ static void virtio_mmio_write_status(struct virtio_mmio_dev *d, uint32_t v)
 		return;
 	/* A refused negotiation shows as FEATURES_OK not sticking. */
 	if ((want & VIRTIO_STATUS_FEATURES_OK) && !(cur & VIRTIO_STATUS_FEATURES_OK) &&
-	    !virtio_mmio_features_ok(d))
+	    !virtio_mmio_features_ok(d, d->driver_features))
 		want &= ~(VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	d->status = want | (d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
@@ -362,4 +369,122 @@ void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+void virtio_mmio_save_locked(const struct virtio_mmio_dev *d, struct snap_w *w)
+{
+	snap_put_u32(w, d->ops->device_id);
+	snap_put_u64(w, d->host_features);
+	snap_put_u32(w, d->ops->num_queues);
+	snap_put_u32(w, d->status);
+	snap_put_u32(w, d->isr);
+	snap_put_u32(w, d->config_generation);
+	snap_put_u32(w, d->device_features_sel);
+	snap_put_u32(w, d->driver_features_sel);
+	snap_put_u64(w, d->driver_features);
+	snap_put_u32(w, d->queue_sel);
+	for (unsigned int i = 0; i < d->ops->num_queues; i++)
+		virtq_save(&d->queues[i], w);
+}
+
+/*
+ * Statuses the register path can produce: driver bits in order, and
+ * DEVICE_NEEDS_RESET only on a live device (only serving queues breaks
+ * one), whose DRIVER_OK then stays until reset.  Features that FEATURES_OK
+ * accepted; before it the driver may have written anything (FEATURES_OK
+ * refuses it later).  Interrupts come only from a live device, the
+ * configuration one only with DEVICE_NEEDS_RESET.
+ */
+static bool virtio_mmio_regs_reachable(const struct virtio_mmio_dev *d,
+				       const struct virtio_mmio_state *s)
+{
+	const uint32_t known = VIRTIO_STATUS_DRIVER_BITS | VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+
+	if ((s->status & ~known) || !virtio_status_ordered(s->status & VIRTIO_STATUS_DRIVER_BITS))
+		return false;
+	if ((s->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) && !(s->status & VIRTIO_STATUS_DRIVER_OK))
+		return false;
+	if ((s->status & VIRTIO_STATUS_FEATURES_OK) && !virtio_mmio_features_ok(d, s->driver_features))
+		return false;
+	if (s->isr & ~(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		return false;
+	if (s->isr && !(s->status & VIRTIO_STATUS_DRIVER_OK))
+		return false;
+	return !(s->isr & VIRTIO_MMIO_INT_CONFIG) || (s->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+static bool virtq_pristine(const struct virtq *q)
+{
+	return !q->size && !q->desc_gpa && !q->avail_gpa && !q->used_gpa && !q->event_idx &&
+	       !q->indirect && !q->ready;
+}
+
+/*
+ * A queue as the register path leaves it: written only after FEATURES_OK
+ * (before it, reset's zeroes), QueueNum <= queue_max, the ring flags set
+ * from the negotiation at QueueReady = 1 (and kept by QueueReady = 0),
+ * and served (indexes moved, broken) only once DRIVER_OK is set.
+ */
+static bool virtio_mmio_queue_reachable(const struct virtio_mmio_dev *d,
+					const struct virtio_mmio_state *s, const struct virtq *q)
+{
+	bool ev = virtio_negotiated(s->status, s->driver_features, VIRTIO_RING_F_EVENT_IDX);
+	bool ind = virtio_negotiated(s->status, s->driver_features, VIRTIO_RING_F_INDIRECT_DESC);
+	bool served = q->broken || q->last_avail_idx || q->used_idx || q->signalled_used;
+
+	if (!(s->status & VIRTIO_STATUS_FEATURES_OK))
+		return virtq_pristine(q);
+	if (q->size > d->ops->queue_max || (q->event_idx && !ev) || (q->indirect && !ind))
+		return false;
+	if (served && !(s->status & VIRTIO_STATUS_DRIVER_OK))
+		return false;
+	return !q->ready || (q->event_idx == ev && q->indirect == ind);
+}
+
+/* The saved device must be this one: the same id, offered features and queues. */
+static bool virtio_mmio_load_identity(const struct virtio_mmio_dev *d, struct snap_r *r)
+{
+	uint32_t id = snap_get_u32(r);
+	uint64_t features = snap_get_u64(r);
+	uint32_t nr_queues = snap_get_u32(r);
+
+	return id == d->ops->device_id && features == d->host_features &&
+	       nr_queues == d->ops->num_queues;
+}
+
+int virtio_mmio_load_locked(const struct virtio_mmio_dev *d, struct snap_r *r,
+			    struct virtio_mmio_state *s)
+{
+	bool same = virtio_mmio_load_identity(d, r);
+
+	s->status = snap_get_u32(r);
+	s->isr = snap_get_u32(r);
+	s->config_generation = snap_get_u32(r);
+	s->device_features_sel = snap_get_u32(r);
+	s->driver_features_sel = snap_get_u32(r);
+	s->driver_features = snap_get_u64(r);
+	s->queue_sel = snap_get_u32(r);
+	if (!same || !virtio_mmio_regs_reachable(d, s))
+		snap_r_fail(r);
+	for (unsigned int i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		virtq_init(&s->queues[i], d->queues[i].gm);
+	for (unsigned int i = 0; i < d->ops->num_queues && !r->err; i++)
+		if (virtq_load(&s->queues[i], r) < 0 ||
+		    !virtio_mmio_queue_reachable(d, s, &s->queues[i]))
+			snap_r_fail(r);
+	return r->err ? -EINVAL : 0;
+}
+
+void virtio_mmio_apply_locked(struct virtio_mmio_dev *d, const struct virtio_mmio_state *s)
+{
+	d->status = s->status;
+	d->isr = s->isr;
+	d->config_generation = s->config_generation;
+	d->device_features_sel = s->device_features_sel;
+	d->driver_features_sel = s->driver_features_sel;
+	d->driver_features = s->driver_features;
+	d->queue_sel = s->queue_sel;
+	memcpy(d->queues, s->queues, sizeof(d->queues));
 }

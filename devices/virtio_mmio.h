@@ -161,4 +161,42 @@ bool virtio_mmio_live_locked(const struct virtio_mmio_dev *d);
 /* Snapshot of the status register (locks). */
 uint32_t virtio_mmio_status(struct virtio_mmio_dev *d);
 
+/*
+ * Snapshots, for the device models (each frames the transport state inside
+ * its own versioned section).  Saved: the device id, offered features and
+ * queue count (to recognise the device), status, interrupt status, config
+ * generation, both feature selects, the driver features, the queue select
+ * and every queue's ring state (virtq_save).  Not saved: the irq callback
+ * and ioeventfd, which belong to the device restored into.
+ *
+ * virtio_mmio_load_locked() decodes into 's' and checks it against the
+ * device it is for, changing nothing: the same device id, features and
+ * queue count; a status the forward-only rules can reach; driver features
+ * that passed the FEATURES_OK check once it is set; queues that fit what
+ * the register path allows (size <= queue_max, ring flags as negotiated,
+ * configured only after FEATURES_OK, served only after DRIVER_OK) and pass
+ * virtq_load()'s checks against the device's guest RAM.  0, or -EINVAL
+ * with r->err set.  virtio_mmio_apply_locked() then installs it.
+ *
+ * The interrupt is not raised again on restore: it is an edge, and one the
+ * guest had not taken yet is in the restored irqchip state.  A kick the
+ * device had not served before the save is not: the owner notifies every
+ * queue once when the restored machine runs (it costs nothing when the
+ * rings are idle).
+ */
+struct snap_w;
+struct snap_r;
+
+struct virtio_mmio_state {
+	uint32_t status, isr, config_generation;
+	uint32_t device_features_sel, driver_features_sel, queue_sel;
+	uint64_t driver_features;
+	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+void virtio_mmio_save_locked(const struct virtio_mmio_dev *d, struct snap_w *w);
+int virtio_mmio_load_locked(const struct virtio_mmio_dev *d, struct snap_r *r,
+			    struct virtio_mmio_state *s);
+void virtio_mmio_apply_locked(struct virtio_mmio_dev *d, const struct virtio_mmio_state *s);
+
 #endif

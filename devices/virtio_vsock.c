@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snap_io.h"
+
 /* epoll tags: a connection's index, or one of these. */
 #define TAG_TIMER (1u << 20)
 #define TAG_UDS (TAG_TIMER + 1)
@@ -28,6 +30,7 @@
 #define VSOCK_TIMER_MS 250
 #define VSOCK_HANDSHAKE_MAX 32
 #define VSOCK_POLL_BATCH 64
+#define VSOCK_SNAP_VERSION 1
 
 static void vsock_timer_arm(struct virtio_vsock *v, bool on);
 
@@ -1296,4 +1299,35 @@ unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v)
 		n += vsock_conn_live(&v->conns[i]);
 	virtio_mmio_unlock(&v->mmio);
 	return n;
+}
+
+int virtio_vsock_save(struct virtio_vsock *v, struct snap_w *w)
+{
+	snap_put_u32(w, VSOCK_SNAP_VERSION);
+	virtio_mmio_lock(&v->mmio);
+	virtio_mmio_save_locked(&v->mmio, w);
+	snap_put_u64(w, v->guest_cid);
+	virtio_mmio_unlock(&v->mmio);
+	return w->err ? -ENOMEM : 0;
+}
+
+int virtio_vsock_restore(struct virtio_vsock *v, struct snap_r *r)
+{
+	struct virtio_mmio_state s;
+	bool ok;
+
+	if (snap_get_u32(r) != VSOCK_SNAP_VERSION)
+		snap_r_fail(r);
+	virtio_mmio_lock(&v->mmio);
+	ok = virtio_mmio_load_locked(&v->mmio, r, &s) == 0;
+	/* The guest has the CID in its sockets: another one would misaddress them all. */
+	ok = snap_get_u64(r) == v->guest_cid && ok && snap_r_done(r);
+	if (ok) {
+		virtio_mmio_apply_locked(&v->mmio, &s);
+		vsock_reset_all(v);
+	}
+	virtio_mmio_unlock(&v->mmio);
+	if (!ok)
+		snap_r_fail(r);
+	return ok ? 0 : -EINVAL;
 }

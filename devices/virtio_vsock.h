@@ -222,4 +222,25 @@ void virtio_vsock_close_all(struct virtio_vsock *v);
 /* Open connections (tests, diagnostics). */
 unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v);
 
+/*
+ * Snapshots.  The section: a version (u32), the transport state
+ * (virtio_mmio_save_locked) and the guest CID.  Connections are not saved:
+ * their host ends are sockets of this process.  A restore leaves the device
+ * with no connections and no RST owed (a connection the fresh device had is
+ * reset, its host end sees EOF); the listened host ports and the Unix
+ * socket are the fresh device's and stay.  Once the restored machine runs,
+ * the owner calls virtio_vsock_transport_reset() so the guest drops the
+ * connections it still believes in.
+ *
+ * save: 0, or -ENOMEM when the writer ran out of memory.  restore: 'r'
+ * holds exactly this section and 'v' was just set up by virtio_vsock_init()
+ * over the machine's guest RAM and has not run; 0, or -EINVAL (malformed,
+ * or another guest CID than v's) with 'v' unchanged.  Both take the
+ * transport lock.
+ */
+struct snap_w;
+struct snap_r;
+int virtio_vsock_save(struct virtio_vsock *v, struct snap_w *w);
+int virtio_vsock_restore(struct virtio_vsock *v, struct snap_r *r);
+
 #endif

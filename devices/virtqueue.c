@@ -4,6 +4,8 @@
 #include <endian.h>
 #include <string.h>
 
+#include "snap_io.h"
+
 /* Ring layouts (virtio 1.x 2.7): offsets of the fields the device touches. */
 #define VIRTQ_AVAIL_FLAGS 0
 #define VIRTQ_AVAIL_IDX 2
@@ -97,6 +99,57 @@ int virtq_enable(struct virtq *q)
 	q->signalled_used = 0;
 	q->broken = false;
 	q->ready = true;
+	return 0;
+}
+
+void virtq_save(const struct virtq *q, struct snap_w *w)
+{
+	snap_put_u16(w, q->size);
+	snap_put_u64(w, q->desc_gpa);
+	snap_put_u64(w, q->avail_gpa);
+	snap_put_u64(w, q->used_gpa);
+	snap_put_u8(w, q->event_idx);
+	snap_put_u8(w, q->indirect);
+	snap_put_u8(w, q->ready);
+	snap_put_u8(w, q->broken);
+	snap_put_u16(w, q->last_avail_idx);
+	snap_put_u16(w, q->used_idx);
+	snap_put_u16(w, q->signalled_used);
+}
+
+/*
+ * Only pop/push/unpop move the indexes and only a served queue breaks, and
+ * all of them need a ready queue; QueueReady = 0 is refused once the device
+ * serves queues, so a queue that is not ready still has virtq_enable()'s
+ * zeroes.  A ready queue must pass virtq_enable() again (on a copy, which
+ * keeps the saved indexes), so the pop/push paths can rely on it as before.
+ */
+static bool virtq_state_valid(const struct virtq *q)
+{
+	struct virtq probe = *q;
+
+	if (!q->ready)
+		return !q->broken && !q->last_avail_idx && !q->used_idx && !q->signalled_used;
+	return virtq_enable(&probe) == 0 && (uint16_t)(q->last_avail_idx - q->used_idx) <= q->size;
+}
+
+int virtq_load(struct virtq *q, struct snap_r *r)
+{
+	q->size = snap_get_u16(r);
+	q->desc_gpa = snap_get_u64(r);
+	q->avail_gpa = snap_get_u64(r);
+	q->used_gpa = snap_get_u64(r);
+	q->event_idx = snap_get_bool(r);
+	q->indirect = snap_get_bool(r);
+	q->ready = snap_get_bool(r);
+	q->broken = snap_get_bool(r);
+	q->last_avail_idx = snap_get_u16(r);
+	q->used_idx = snap_get_u16(r);
+	q->signalled_used = snap_get_u16(r);
+	if (r->err || !virtq_state_valid(q)) {
+		snap_r_fail(r);
+		return -1;
+	}
 	return 0;
 }
 

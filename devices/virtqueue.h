@@ -32,6 +32,9 @@
 
 #include "guest_mem.h"
 
+struct snap_w;
+struct snap_r;
+
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_DESC_F_INDIRECT 4
@@ -103,6 +106,20 @@ int virtq_push(struct virtq *q, uint16_t head, uint32_t written);
  * event idx the used_event field, decides.
  */
 bool virtq_needs_interrupt(struct virtq *q);
+
+/*
+ * Snapshots.  virtq_save() appends the ring state (size, the three ring
+ * addresses, event_idx, indirect, ready, broken, last_avail_idx, used_idx,
+ * signalled_used) to w.  virtq_load() decodes it into q, a queue bound to the
+ * guest RAM it will serve (virtq_init), and checks what the queue itself
+ * could have reached: a ready queue passes virtq_enable() against that RAM
+ * and has at most 'size' chains popped but not yet used; a queue that is not
+ * ready was never served (not broken, indexes 0).  Whether the flags and
+ * the size fit the device is the transport's check.  0, or -1 with r->err
+ * set (q then holds a partial decode: load into a scratch copy).
+ */
+void virtq_save(const struct virtq *q, struct snap_w *w);
+int virtq_load(struct virtq *q, struct snap_r *r);
 
 /* Copy out of the readable part from byte 'offset'; returns bytes copied. */
 uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t offset, void *dst, uint64_t len);
