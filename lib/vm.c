@@ -359,7 +359,8 @@ static int vm_build_restored(struct msvmm_vm *vm, const msvmm_config *cfg, const
 	vm->t_state_restored = machine_now_ns();
 	vm->m.t_boot = vm->m.t_ready = vm->t_state_restored;
 	/* The guest drops whatever connections it had when the snapshot was taken. */
-	virtio_vsock_transport_reset(vm->m.vsock);
+	if (vm->m.vsock_reset_owed)
+		virtio_vsock_transport_reset(vm->m.vsock);
 	/* Symbols for error messages: only an ELF vmlinux has them. */
 	fd = open(vm->kernel, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && read(fd, magic, 4) == 4 && !memcmp(magic, elf_magic, 4))

@@ -69,6 +69,12 @@ struct machine {
 	/* machine_pause(): vCPU threads park outside KVM_RUN until resumed (under lock). */
 	_Atomic int pause_req;
 	unsigned int nr_parked;
+	/*
+	 * Restored from a snapshot taken with vsock connections open: the guest
+	 * must get a TRANSPORT_RESET.  (A ready snapshot has none, and a reset
+	 * racing the first new connection would only break that one.)
+	 */
+	bool vsock_reset_owed;
 	/* Monotonic timestamps in ns; 0 = not yet. */
 	uint64_t t_start, t_first_run;
 	_Atomic uint64_t t_boot, t_exit, t_ready;

@@ -19,6 +19,7 @@ enum snap_dev_kind {
 };
 
 #define SNAP_DEVICES_VERSION 1
+#define SNAP_DEV_F_VSOCK_CONNS 0x1u /* the guest had vsock connections when saved */
 
 static void snap_dev_begin(struct snap_w *w, enum snap_dev_kind kind, size_t *at)
 {
@@ -76,7 +77,9 @@ int snapshot_devices_save(struct machine *m, struct snap_w *w)
 		rc = snap_dev_save(m, SNAP_DEV_CTL, &m->ctl, w);
 	for (unsigned int i = 0; !rc && i < m->virtio.n; i++)
 		rc = snap_dev_save(m, snap_slot_kind(m, &m->virtio.slot[i]), m->virtio.slot[i].owner, w);
-	return rc;
+	/* Connections are not saved: only if the guest had some must it be told they are gone. */
+	snap_put_u32(w, m->vsock && virtio_vsock_nr_conns(m->vsock) ? SNAP_DEV_F_VSOCK_CONNS : 0);
+	return rc ? rc : w->err ? -ENOMEM : 0;
 }
 
 /* The next device's bytes, which must be of 'kind'. */
@@ -131,7 +134,13 @@ int snapshot_devices_restore(struct machine *m, struct snap_r *r)
 		rc = snap_dev_restore(SNAP_DEV_CTL, &m->ctl, r);
 	for (unsigned int i = 0; !rc && i < m->virtio.n; i++)
 		rc = snap_dev_restore(snap_slot_kind(m, &m->virtio.slot[i]), m->virtio.slot[i].owner, r);
-	if (!rc)
+	if (!rc) {
+		uint32_t flags = snap_get_u32(r);
+
+		if (r->err || (flags & ~SNAP_DEV_F_VSOCK_CONNS))
+			return -EINVAL;
+		m->vsock_reset_owed = (flags & SNAP_DEV_F_VSOCK_CONNS) != 0;
 		snap_kick_all(m);
+	}
 	return rc;
 }
