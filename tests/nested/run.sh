@@ -98,16 +98,22 @@ trap 'rm -rf "$JOB"' EXIT
 
 grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm would be faster than nesting"
 say "booting $KVER under TCG with SVM to run: $*"
-set +e
+# QEMU runs in the background so that a signal to this script (a timeout
+# around it, Ctrl-C) takes the nested machine down too instead of orphaning it.
 timeout "${NESTED_TIMEOUT_S:-3600}" qemu-system-x86_64 \
 	-accel tcg,thread=multi -cpu max -smp "${NESTED_CPUS:-$(nproc)}" -m "${NESTED_MEM_MIB:-8192}" \
 	-nodefaults -no-user-config -nographic -no-reboot -serial stdio -net none \
 	-kernel "$DEST/vmlinuz" -initrd "$DEST/initrd.gz" \
 	-append "console=ttyS0 loglevel=1 panic=-1 nested.job=$JOB" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
-	</dev/null | tr -d '\r'
-rc=${PIPESTATUS[0]}
+	</dev/null > >(tr -d '\r') &
+QPID=$!
+trap 'kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
+set +e
+wait "$QPID"
+rc=$?
 set -e
+trap - INT TERM HUP
 [ "$rc" -eq 124 ] && die "the nested machine ran past ${NESTED_TIMEOUT_S:-3600} s"
 [ "$rc" -eq 0 ] || die "qemu failed (status $rc)"
 [ -f "$JOB/rc" ] || die "the nested machine stopped before the command finished"
