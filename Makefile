@@ -56,7 +56,9 @@ $(BUILD)/bin/msx: $(BUILD)/obj/cli/msx.o $(BUILD)/obj/cli/msx_args.o $(BUILD)/li
 # guest-init: static PID 1 (with the vsock agent and the protocol codec it
 # shares with the library), and the host tool that packs initramfs images.
 GUEST_INIT_SRCS := guest-init/init.c guest-init/agent.c lib/agent_proto.c
-$(BUILD)/guest/init: $(GUEST_INIT_SRCS) guest-init/agent.h lib/agent_proto.h devices/ctl.h
+# A restored sandbox's clock and RNG (guest-init --restored).
+GUEST_INIT_SRCS += guest-init/restored.c
+$(BUILD)/guest/init: $(GUEST_INIT_SRCS) guest-init/restored.h guest-init/agent.h lib/agent_proto.h devices/ctl.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Os -static -Idevices -Ilib -o $@ \
 		$(GUEST_INIT_SRCS)

@@ -25,6 +25,7 @@
 #include "agent.h"
 #include "agent_proto.h"
 #include "ctl.h"
+#include "restored.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -635,7 +636,7 @@ static void __attribute__((noreturn)) agent_mode(const struct run_spec *rs)
 	fatal("agent on vsock port " AGENT_PORT_STR, errno);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static char spec[SPEC_MAX + 1];
 	extern char **environ;
@@ -643,6 +644,9 @@ int main(void)
 	sigset_t ttou, oldmask;
 	pid_t pid;
 
+	/* Not PID 1: the host's first command in a restored sandbox. */
+	if (getpid() != 1 && argc > 1 && !strcmp(argv[1], RESTORED_ARG))
+		return restored_main(argc, argv);
 	ctl_init();
 	/* Before the spec: init's own error lines are byte-exact too. */
 	console_init();

@@ -8,8 +8,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent_proto.h"
@@ -28,6 +31,9 @@ static void *sandbox_runner(void *p)
 	return NULL;
 }
 
+/* Random bytes a restored guest's RNG is reseeded with, and how long that may take. */
+#define SANDBOX_SEED_BYTES 32
+#define SANDBOX_RESTORE_EXEC_MS 30000
 /* How long a machine that has ended may take to hand back its result. */
 #define SANDBOX_END_WAIT_MS 5000
 /*
@@ -120,6 +126,36 @@ static int sandbox_boot(struct msvmm_sandbox *sb, uint64_t timeout_ms, msvmm_err
 		       (unsigned long long)timeout_ms);
 }
 
+/*
+ * Every restore of a snapshot starts with its clock and random state: the
+ * host's time and fresh random bytes go to guest-init --restored first.
+ */
+static int sandbox_after_restore(struct msvmm_sandbox *sb, msvmm_error *err)
+{
+	char ns[32], hex[2 * SANDBOX_SEED_BYTES + 1];
+	const char *argv[] = { "/proc/1/exe", "--restored", ns, hex, NULL };
+	uint8_t seed[SANDBOX_SEED_BYTES];
+	struct timespec now;
+	msvmm_exec_opts o;
+	msvmm_result res;
+	int rc;
+
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return err_set(err, MSVMM_EIO, "cannot read host random bytes: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(seed); i++)
+		snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(ns, sizeof(ns), "%llu", (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec);
+	msvmm_exec_opts_init(&o);
+	o.argv = argv;
+	o.timeout_ms = SANDBOX_RESTORE_EXEC_MS;
+	rc = msvmm_sandbox_exec(sb, &o, &res, err);
+	if (!rc && res.status != 0)
+		rc = err_set(err, MSVMM_EGUEST, "the restored guest could not take the host's clock and random seed "
+			     "(status %d)", res.status);
+	return rc;
+}
+
 int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_error *err)
 {
 	struct msvmm_sandbox *sb;
@@ -145,6 +181,8 @@ int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_erro
 	/* First boot of this configuration: keep its ready state (best effort: a cache). */
 	if (!rc && vm_snapshot_pending(sb->vm))
 		(void)vm_snapshot_save(sb->vm, vm_snapshot_pending(sb->vm), true, NULL);
+	if (!rc && vm_restored(sb->vm))
+		rc = sandbox_after_restore(sb, err);
 	if (rc) {
 		sandbox_free(sb);
 		return rc;
