@@ -156,6 +156,7 @@ bench: all $(BUILD)/bin/msvmm-execbench $(BUILD)/bin/msvmm-vmrun
 	@bash bench/boot.sh $(BUILD)
 	@bash bench/blk.sh $(BUILD)
 	@bash bench/exec.sh $(BUILD)
+	@bash bench/snapshot.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
