@@ -181,6 +181,21 @@ START_TEST(test_bad_snapshots_refused)
 	expect_refused(path, 256, MSVMM_EFORMAT, "not an msvmm snapshot");
 	/* Made for 256 MiB: not for 128. */
 	expect_refused(snap, 128, MSVMM_EINVAL, "made for");
+	/* Made under one kernel: not under another (here, a copy of it elsewhere). */
+	{
+		char kernel[PATH_MAX], cmd[3 * PATH_MAX];
+		msvmm_config *cfg = config(256, MSVMM_SNAPSHOT_CACHE, snap);
+		msvmm_sandbox *sb = NULL;
+		msvmm_error err = tu_err();
+
+		snprintf(kernel, sizeof(kernel), "%s/vmlinux-other", dir);
+		snprintf(cmd, sizeof(cmd), "cp '%s/vmlinux' '%s'", data_dir_arg, kernel);
+		ck_assert_int_eq(system(cmd), 0);
+		ck_assert_int_eq(msvmm_config_set_kernel(cfg, kernel), 0);
+		ck_assert_int_eq(msvmm_sandbox_start(cfg, &sb, &err), -MSVMM_EINVAL);
+		ck_assert_err(err, MSVMM_EINVAL, "made for");
+		msvmm_config_free(cfg);
+	}
 	snprintf(path, sizeof(path), "%s/none.snap", dir);
 	expect_refused(path, 256, MSVMM_ENOENT, "none.snap");
 }
