@@ -55,10 +55,11 @@ $(BUILD)/bin/msx: $(BUILD)/obj/cli/msx.o $(BUILD)/obj/cli/msx_args.o $(BUILD)/li
 
 # guest-init: static PID 1 (with the vsock agent and the protocol codec it
 # shares with the library), and the host tool that packs initramfs images.
-GUEST_INIT_SRCS := guest-init/init.c guest-init/agent.c lib/agent_proto.c
+GUEST_INIT_SRCS := guest-init/init.c guest-init/agent.c guest-init/runtime.c lib/agent_proto.c
 # A restored sandbox's clock and RNG (guest-init --restored).
 GUEST_INIT_SRCS += guest-init/restored.c
-$(BUILD)/guest/init: $(GUEST_INIT_SRCS) guest-init/restored.h guest-init/agent.h lib/agent_proto.h devices/ctl.h
+$(BUILD)/guest/init: $(GUEST_INIT_SRCS) guest-init/restored.h guest-init/agent.h guest-init/runtime.h guest-init/runtime_python.py \
+		lib/agent_proto.h devices/ctl.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Os -static -Idevices -Ilib -o $@ \
 		$(GUEST_INIT_SRCS)
@@ -94,19 +95,23 @@ $(BUILD)/tests-san/%: tests/unit/%.c $(BUILD)/lib/libmsvmm-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
 
-# Tests that link the guest agent, which is not part of the library.
-AGENT_TESTS := test_agent_session test_exec_agent test_vsock_agent
+# Tests that link the guest agent (and its runtimes), which is not part of the library.
+AGENT_TESTS := test_agent_session test_exec_agent test_vsock_agent test_runcode
+AGENT_OBJS := guest-init/agent.o guest-init/runtime.o
 $(AGENT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/unit/%.c \
-		$(BUILD)/obj/guest-init/agent.o $(BUILD)/lib/libmsvmm.a
+		$(AGENT_OBJS:%=$(BUILD)/obj/%) $(BUILD)/lib/libmsvmm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iguest-init -Itests/unit -o $@ $< $(BUILD)/obj/guest-init/agent.o \
+	$(CC) $(ALL_CFLAGS) -Iguest-init -Itests/unit -o $@ $< $(AGENT_OBJS:%=$(BUILD)/obj/%) \
 		$(BUILD)/lib/libmsvmm.a $(LIBS) $(CHECK_LIBS)
 
 $(AGENT_TESTS:%=$(BUILD)/tests-san/%): $(BUILD)/tests-san/%: tests/unit/%.c \
-		$(BUILD)/san/guest-init/agent.o $(BUILD)/lib/libmsvmm-san.a
+		$(AGENT_OBJS:%=$(BUILD)/san/%) $(BUILD)/lib/libmsvmm-san.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Iguest-init -Itests/unit -o $@ $< \
-		$(BUILD)/san/guest-init/agent.o $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
+		$(AGENT_OBJS:%=$(BUILD)/san/%) $(BUILD)/lib/libmsvmm-san.a $(LIBS) $(CHECK_LIBS)
+
+# The python driver is built into runtime.o (.incbin), which -MMD does not see.
+$(BUILD)/obj/guest-init/runtime.o $(BUILD)/san/guest-init/runtime.o: guest-init/runtime_python.py
 
 # The end-to-end sandbox test (run by tests/e2e/run.sh) uses only the public API.
 $(BUILD)/tests-e2e/sandbox: tests/e2e/sandbox.c tests/e2e/gen.h $(BUILD)/lib/libmsvmm.a

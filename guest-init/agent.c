@@ -2,7 +2,8 @@
 /*
  * The guest agent: serves lib/agent-protocol.md on vsock port 1024 inside
  * guest-init.  Each connection gets its own process (forked by
- * agent_serve()), which runs at most one command and pumps its stdio with
+ * agent_serve()), which runs at most one command, or hands one piece of
+ * code to a runtime's interpreter (runtime.c), and pumps its stdio with
  * poll().
  *
  * The host is trusted more than the command but is still checked: every
@@ -20,6 +21,7 @@
  */
 #include "agent.h"
 #include "agent_proto.h"
+#include "runtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +50,7 @@
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define ERROR_MSG_MAX 1024
 
-#define RX_CAP (AGENT_HDR_SIZE + AGENT_MAX_EXEC)
+#define RX_CAP (AGENT_HDR_SIZE + (AGENT_MAX_RUNCODE > AGENT_MAX_EXEC ? AGENT_MAX_RUNCODE : AGENT_MAX_EXEC))
 #define TX_CAP (AGENT_HDR_SIZE + AGENT_MAX_PAYLOAD)
 /*
  * Stdin accepted from the host but not yet taken by the command: at most
@@ -95,6 +97,18 @@ struct session {
 	int want_stdin;		/* 'I': STDIN frames may come */
 	int stdin_eof;		/* the empty STDIN frame has arrived */
 	int pty_mid_line;	/* last stdin byte on the pty was not a newline */
+	uint32_t status;	/* EXIT's status, once exited */
+	uint8_t exit_flags;	/* EXIT's flags */
+	char notice[320];	/* a line of the agent's own for the stderr stream, or "" */
+
+	/* RUNCODE: in_fd is the interpreter's code FIFO, out_fd and err_fd its output. */
+	int code_on;		/* rt is held (locked) */
+	struct runtime_call rt;
+	char *code_req;		/* a copy of the RUNCODE payload, which the code is fed from */
+	uint8_t feed_hdr[4];	/* the code block's length, fed before the code */
+	const char *feed;	/* the code */
+	size_t feed_len, feed_off;	/* bytes of header and code, and how many are fed */
+	int cancel_sig;		/* a SIGNAL that came while the call waited for the runtime */
 };
 
 /* What an EXEC asks for; the strings point into the EXEC payload. */
@@ -333,8 +347,10 @@ static int user_ok(const char *v)
 }
 
 /* Check one record and note it in r (counts only: pointers come in the second pass). */
-static const char *exec_record(char type, const char *v, struct exec_req *r)
+static const char *exec_record(char type, const char *v, void *arg)
 {
+	struct exec_req *r = arg;
+
 	switch (type) {
 	case AGENT_REC_ARG:
 		r->nargs++;
@@ -369,35 +385,35 @@ static const char *exec_record(char type, const char *v, struct exec_req *r)
 	}
 }
 
-/*
- * Validate the records and point r's arrays into the payload.  0; -1 when
- * malformed (*why, *bad_off: what and where); -2 out of memory.  r->argv
- * must be freed.
- */
-static int exec_parse(char *p, size_t len, struct exec_req *r, const char **why, size_t *bad_off)
-{
-	size_t off, na = 0, ne = 0;
+typedef const char *(*record_fn)(char type, const char *v, void *arg);
 
-	memset(r, 0, sizeof(*r));
-	for (off = 0; off < len;) {
+/* Check every record with fn: 0, or -1 with what (*why) and where (*bad_off) is wrong. */
+static int records_check(const char *p, size_t len, record_fn fn, void *arg, const char **why,
+			 size_t *bad_off)
+{
+	for (size_t off = 0; off < len;) {
 		const char *nul = memchr(p + off + 1, '\0', len - off - 1);
 
 		*bad_off = off;
-		*why = nul ? exec_record(p[off], p + off + 1, r) : "record without a terminating NUL";
+		*why = nul ? fn(p[off], p + off + 1, arg) : "record without a terminating NUL";
 		if (*why)
 			return -1;
 		off = (size_t)(nul - p) + 1;
 	}
-	*bad_off = 0;
-	*why = "no argv ('A') record";
-	if (!r->nargs)
-		return -1;
+	return 0;
+}
+
+/* Point r's argv and env (counted by the check) into the records: 0, or -1 out of memory. */
+static int exec_collect(char *p, size_t len, struct exec_req *r)
+{
+	size_t na = 0, ne = 0;
+
 	/* Counts are bounded by the checked payload length. */
 	r->argv = malloc((r->nargs + r->nenv + 2) * sizeof(char *));
 	if (!r->argv)
-		return -2;
+		return -1;
 	r->env = r->argv + r->nargs + 1;
-	for (off = 0; off < len; off += strlen(p + off + 1) + 2) {
+	for (size_t off = 0; off < len; off += strlen(p + off + 1) + 2) {
 		if (p[off] == AGENT_REC_ARG)
 			r->argv[na++] = p + off + 1;
 		else if (p[off] == AGENT_REC_ENV)
@@ -406,6 +422,82 @@ static int exec_parse(char *p, size_t len, struct exec_req *r, const char **why,
 	r->argv[na] = NULL;
 	r->env[ne] = NULL;
 	return 0;
+}
+
+/*
+ * Validate the records and point r's arrays into the payload.  0; -1 when
+ * malformed (*why, *bad_off: what and where); -2 out of memory.  r->argv
+ * must be freed.
+ */
+static int exec_parse(char *p, size_t len, struct exec_req *r, const char **why, size_t *bad_off)
+{
+	memset(r, 0, sizeof(*r));
+	if (records_check(p, len, exec_record, r, why, bad_off) < 0)
+		return -1;
+	*bad_off = 0;
+	*why = "no argv ('A') record";
+	if (!r->nargs)
+		return -1;
+	return exec_collect(p, len, r) < 0 ? -2 : 0;
+}
+
+/* --- RUNCODE records ---------------------------------------------------------- */
+
+/* What a RUNCODE asks for; the strings point into the request. */
+struct code_req {
+	struct exec_req x;	/* its E and W records: the interpreter's, if this call starts it */
+	const char *runtime, *program, *code;
+	size_t code_len;
+};
+
+static int runtime_name_ok(const char *v)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	return n && n <= RUNTIME_NAME_MAX && !v[n];
+}
+
+static const char *code_record(char type, const char *v, void *arg)
+{
+	struct code_req *r = arg;
+
+	switch (type) {
+	case AGENT_REC_RUNTIME:
+		if (r->runtime || !runtime_name_ok(v))
+			return "runtime name is not 1-32 of [a-z0-9_-], or repeated";
+		r->runtime = v;
+		return NULL;
+	case AGENT_REC_PROGRAM:
+		if (r->program || v[0] != '/')
+			return "program is not an absolute path, or repeated";
+		r->program = v;
+		return NULL;
+	case AGENT_REC_CODE:
+		if (r->code)
+			return "repeated code record";
+		r->code = v;
+		r->code_len = strlen(v);
+		return NULL;
+	case AGENT_REC_ENV:
+	case AGENT_REC_WORKDIR:
+		return exec_record(type, v, &r->x);
+	default:
+		return "unknown record type";
+	}
+}
+
+/* As exec_parse(), for RUNCODE: R, P and C once each, E and W as for EXEC. */
+static int code_parse(char *p, size_t len, struct code_req *r, const char **why, size_t *bad_off)
+{
+	memset(r, 0, sizeof(*r));
+	if (records_check(p, len, code_record, r, why, bad_off) < 0)
+		return -1;
+	*bad_off = 0;
+	*why = !r->runtime ? "no runtime ('R') record" : !r->program ? "no program ('P') record"
+							   : "no code ('C') record";
+	if (!r->runtime || !r->program || !r->code)
+		return -1;
+	return exec_collect(p, len, &r->x) < 0 ? -2 : 0;
 }
 
 /* --- users ----------------------------------------------------------------- */
@@ -956,6 +1048,12 @@ static void handle_signal(struct session *s, const struct agent_hdr *h, const ui
 		send_error(s, AGENT_ERR_REQUEST, "signal %u out of range", sig);
 		return;
 	}
+	/* A RUNCODE still waiting for its runtime: the call ends before its code runs. */
+	if (s->pid <= 0) {
+		if (!s->cancel_sig)
+			s->cancel_sig = (int)sig;
+		return;
+	}
 	if (s->exited)
 		return;
 	kill(h->flags & AGENT_SIGNAL_F_GROUP ? -s->pid : s->pid, (int)sig);
@@ -1118,8 +1216,40 @@ static void reap(struct session *s)
 
 	while (read(s->sig_fd, &si, sizeof(si)) > 0)
 		;
-	if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid)
+	if (waitpid(s->pid, &s->wstatus, WNOHANG) == s->pid) {
 		s->exited = 1;
+		s->status = agent_exit_status(s->wstatus);
+	}
+}
+
+/* RUNCODE: the code block, header first, for the interpreter as its code FIFO takes it. */
+static void feed_flush(struct session *s)
+{
+	struct iovec iov[2];
+	size_t code_off = s->feed_off < sizeof(s->feed_hdr) ? 0 : s->feed_off - sizeof(s->feed_hdr);
+	int n = 0;
+	ssize_t w;
+
+	if (s->feed_off < sizeof(s->feed_hdr))
+		iov[n++] = (struct iovec){ s->feed_hdr + s->feed_off, sizeof(s->feed_hdr) - s->feed_off };
+	iov[n++] = (struct iovec){ (char *)s->feed + code_off, s->feed_len - sizeof(s->feed_hdr) - code_off };
+	w = writev(s->in_fd, iov, n);
+	if (w < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* Nobody reads it any more: the interpreter is gone, which its keeper reports. */
+	s->feed_off = w < 0 ? s->feed_len : s->feed_off + (size_t)w;
+}
+
+/* RUNCODE: the call's end, or its interpreter's, from the status FIFO. */
+static void code_status(struct session *s)
+{
+	int ended;
+
+	if (!runtime_read_status(&s->rt, &s->status, &ended, s->notice, sizeof(s->notice)))
+		return;
+	s->exited = 1;
+	if (ended)
+		s->exit_flags |= AGENT_EXIT_F_RUNTIME_ENDED;
 }
 
 enum { P_SOCK, P_SIG, P_IN, P_OUT, P_ERR, P_NR };
@@ -1131,8 +1261,8 @@ static void pump(struct session *s)
 	while (!s->exited && s->end < 0) {
 		struct pollfd p[P_NR] = {
 			[P_SOCK] = { s->fd, POLLIN | POLLRDHUP, 0 },
-			[P_SIG] = { s->sig_fd, POLLIN, 0 },
-			[P_IN] = { s->inq_len ? s->in_fd : -1, POLLOUT, 0 },
+			[P_SIG] = { s->code_on ? s->rt.status_fd : s->sig_fd, POLLIN, 0 },
+			[P_IN] = { s->inq_len || s->feed_off < s->feed_len ? s->in_fd : -1, POLLOUT, 0 },
 			[P_OUT] = { s->tx_len ? -1 : s->out_fd, POLLIN, 0 },
 			[P_ERR] = { s->tx_len ? -1 : s->err_fd, POLLIN, 0 },
 		};
@@ -1151,11 +1281,15 @@ static void pump(struct session *s)
 			out_read(s, &s->out_fd, AGENT_STDOUT, AGENT_MAX_PAYLOAD);
 		if (p[P_ERR].revents && !s->tx_len && s->err_fd >= 0)
 			out_read(s, &s->err_fd, AGENT_STDERR, AGENT_MAX_PAYLOAD);
-		if (p[P_IN].revents && s->inq_len && s->in_fd >= 0)
+		if (p[P_IN].revents && s->feed_off < s->feed_len)
+			feed_flush(s);
+		else if (p[P_IN].revents && s->inq_len && s->in_fd >= 0)
 			inq_flush(s);
 		if (p[P_SOCK].revents & ~POLLOUT)
 			sock_input(s);
-		if (p[P_SIG].revents)
+		if (p[P_SIG].revents && s->code_on)
+			code_status(s);
+		else if (p[P_SIG].revents)
 			reap(s);
 		ack_maybe(s);
 	}
@@ -1183,13 +1317,6 @@ static void drain(struct session *s, int *fdp, uint8_t type)
 	}
 }
 
-static uint32_t exit_status(int ws)
-{
-	if (WIFSIGNALED(ws))
-		return AGENT_EXIT_SIGNALED | (uint32_t)WTERMSIG(ws);
-	return (uint32_t)WEXITSTATUS(ws) & 0xff;
-}
-
 /* The rest of the output, the streams' ends, then EXIT: the last frame. */
 static void send_exit(struct session *s)
 {
@@ -1206,10 +1333,13 @@ static void send_exit(struct session *s)
 	drain(s, &s->err_fd, AGENT_STDERR);
 	if (s->end >= 0 || tx_drain(s) < 0)
 		return;
+	/* After the command's own stderr: the agent's word on how it ended. */
+	if (s->notice[0] && send_frame(s, AGENT_STDERR, s->notice, (uint32_t)strlen(s->notice)) < 0)
+		return;
 	agent_hdr_pack(f, AGENT_STDOUT, 0, 0);
 	agent_hdr_pack(f + AGENT_HDR_SIZE, AGENT_STDERR, 0, 0);
-	agent_hdr_pack(f + 2 * AGENT_HDR_SIZE, AGENT_EXIT, 0, 4);
-	agent_put32(f + 3 * AGENT_HDR_SIZE, exit_status(s->wstatus));
+	agent_hdr_pack(f + 2 * AGENT_HDR_SIZE, AGENT_EXIT, s->exit_flags, 4);
+	agent_put32(f + 3 * AGENT_HDR_SIZE, s->status);
 	if (send_iov(s->fd, &iov, 1) < 0)
 		session_end(s, AGENT_END_HANGUP);
 	session_end(s, AGENT_END_EXIT);
@@ -1250,7 +1380,129 @@ static void run_exec(struct session *s, const struct agent_hdr *h)
 		send_exit(s);
 }
 
-/* HELLO both ways, then one EXEC or SHUTDOWN. */
+/*
+ * Wait for the runtime's lock, handling the host's frames meanwhile: 0
+ * held, 1 a SIGNAL came first (s->cancel_sig), -1 the session ended.
+ */
+static int code_lock(struct session *s, const struct runtime_def *def, const char *name)
+{
+	const char *root = s->hooks && s->hooks->runtime_dir ? s->hooks->runtime_dir : RUNTIME_DIR_DEFAULT;
+
+	for (;;) {
+		struct pollfd p = { s->fd, POLLIN | POLLRDHUP, 0 };
+		int r = runtime_trylock(&s->rt, root, def);
+
+		if (r < 0) {
+			send_error(s, AGENT_ERR_RUNTIME, "the %s runtime's lock in %s: %s", name, root,
+				   strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		if (poll(&p, 1, RUNTIME_LOCK_RETRY_MS) > 0)
+			sock_input(s);
+		if (s->end >= 0)
+			return -1;
+		if (s->cancel_sig)
+			return 1;
+	}
+}
+
+/* A SIGNAL came while the call waited for a busy runtime: the code never ran. */
+static void code_cancelled(struct session *s, const char *name)
+{
+	snprintf(s->notice, sizeof(s->notice),
+		 "msvmm: signal %d came while the %s runtime was busy with another call: the code did not run\n",
+		 s->cancel_sig, name);
+	s->exited = 1;
+	s->status = AGENT_EXIT_SIGNALED | (uint32_t)s->cancel_sig;
+	send_exit(s);
+}
+
+/* Reach the interpreter (starting it if need be) and set the session up to feed and pump it. */
+static int code_attach(struct session *s, const struct code_req *r)
+{
+	const struct creds none = { 0 };
+	char home_var[sizeof(none.home) + 8];
+	char **env = env_build(&r->x, s->base_env, &none, home_var, sizeof(home_var));
+	struct runtime_fds fds;
+	const char *why = "environment";
+	int err = ENOMEM;
+
+	if (env) {
+		why = runtime_attach(&s->rt, r->program, env, r->x.workdir, &fds, s->notice, sizeof(s->notice));
+		err = errno;
+		free(env);
+	}
+	if (why) {
+		send_error(s, AGENT_ERR_RUNTIME, "cannot start the %s runtime: %s: %s", r->runtime, why,
+			   strerror(err));
+		return -1;
+	}
+	s->pid = s->rt.pid;
+	s->in_fd = fds.code;
+	s->out_fd = fds.out;
+	s->err_fd = fds.err;
+	agent_put32(s->feed_hdr, (uint32_t)r->code_len);
+	s->feed = r->code;
+	s->feed_len = sizeof(s->feed_hdr) + r->code_len;
+	return 0;
+}
+
+/*
+ * RUNCODE: take the runtime (waiting while another call has it), start its
+ * interpreter if need be, feed it the code, pump its output, answer EXIT.
+ */
+static void run_code(struct session *s, const struct agent_hdr *h)
+{
+	const struct runtime_def *def;
+	struct code_req r = { 0 };
+	char names[128];
+	size_t bad_off;
+	const char *why;
+	int err;
+
+	/* A copy: frames are read on while the call waits, and the code is fed from it. */
+	s->code_req = malloc(h->len);
+	if (!s->code_req) {
+		send_error(s, AGENT_ERR_INTERNAL, "RUNCODE: out of memory");
+		return;
+	}
+	memcpy(s->code_req, frame_payload(s), h->len);
+	frame_consume(s, h);
+	err = code_parse(s->code_req, h->len, &r, &why, &bad_off);
+	if (err == -1)
+		send_error(s, AGENT_ERR_REQUEST, "RUNCODE record at offset %zu: %s", bad_off, why);
+	else if (err < 0)
+		send_error(s, AGENT_ERR_INTERNAL, "RUNCODE: out of memory");
+	if (err)
+		return;
+	def = runtime_find(r.runtime);
+	if (!def) {
+		runtime_names(names, sizeof(names));
+		send_error(s, AGENT_ERR_RUNTIME, "no runtime '%s' here (there is: %s)", r.runtime, names);
+		goto out;
+	}
+	runtime_call_init(&s->rt);
+	s->code_on = 1;
+	err = code_lock(s, def, r.runtime);
+	if (err > 0)
+		code_cancelled(s, r.runtime);
+	if (err || code_attach(s, &r) < 0 || send_u32(s, AGENT_STARTED, (uint32_t)s->pid) < 0)
+		goto out;
+	/* Why the state is gone, before anything the code writes. */
+	if (s->notice[0] && send_frame(s, AGENT_STDERR, s->notice, (uint32_t)strlen(s->notice)) < 0)
+		goto out;
+	s->notice[0] = '\0';
+	rx_process(s);
+	pump(s);
+	if (s->exited && s->end < 0)
+		send_exit(s);
+out:
+	free(r.x.argv);
+}
+
+/* HELLO both ways, then one EXEC, RUNCODE or SHUTDOWN. */
 static void session_run(struct session *s)
 {
 	struct agent_hdr h;
@@ -1278,6 +1530,9 @@ static void session_run(struct session *s)
 	case AGENT_EXEC:
 		run_exec(s, &h);
 		break;
+	case AGENT_RUNCODE:
+		run_code(s, &h);
+		break;
 	case AGENT_SHUTDOWN:
 		if (s->hooks && s->hooks->shutdown)
 			s->hooks->shutdown(s->hooks->arg);
@@ -1287,15 +1542,20 @@ static void session_run(struct session *s)
 		session_end(s, AGENT_END_ERROR);
 		break;
 	default:
-		send_error(s, AGENT_ERR_REQUEST, "expected EXEC or SHUTDOWN, got frame type %u",
+		send_error(s, AGENT_ERR_REQUEST, "expected EXEC, RUNCODE or SHUTDOWN, got frame type %u",
 			   h.type);
 	}
 }
 
-/* A command still running when the session ends dies with its group. */
+/*
+ * A command still running when the session ends dies with its group.  A
+ * runtime's interpreter outlives its calls: an unfinished one is interrupted.
+ */
 static void session_cleanup(struct session *s)
 {
-	if (s->pid > 0 && !s->exited) {
+	if (s->code_on)
+		runtime_release(&s->rt, s->out_fd, s->err_fd);
+	else if (s->pid > 0 && !s->exited) {
 		pty_fg_kill(s, SIGKILL);
 		if (kill(-s->pid, SIGKILL) < 0)
 			kill(s->pid, SIGKILL);
@@ -1312,6 +1572,7 @@ static void session_cleanup(struct session *s)
 		close(s->pty_fd);
 	if (s->sig_fd >= 0)
 		close(s->sig_fd);
+	free(s->code_req);
 	close(s->fd);
 }
 

@@ -17,6 +17,8 @@ struct agent_hooks {
 	void *arg;
 	/* Where user names are looked up; NULL: /etc/passwd. */
 	const char *passwd;
+	/* Where runtimes (RUNCODE) keep their state; NULL: RUNTIME_DIR_DEFAULT (runtime.h). */
+	const char *runtime_dir;
 };
 
 /* How agent_session() ended. */
@@ -28,7 +30,8 @@ enum agent_end {
 };
 
 /*
- * Serve one connection: HELLO, then one EXEC ... EXIT or one SHUTDOWN.
+ * Serve one connection: HELLO, then one EXEC ... EXIT, one RUNCODE ... EXIT
+ * or one SHUTDOWN.
  * base_env (NULL-terminated, may be NULL) is every command's environment
  * before its E records.  fd is closed before returning; a command still
  * running then has been killed with its process group and reaped.

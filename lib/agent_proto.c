@@ -2,6 +2,7 @@
 #include "agent_proto.h"
 
 #include <string.h>
+#include <sys/wait.h>
 
 void agent_put32(uint8_t *p, uint32_t v)
 {
@@ -25,6 +26,13 @@ void agent_put16(uint8_t *p, uint16_t v)
 uint16_t agent_get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+uint32_t agent_exit_status(int wstatus)
+{
+	if (WIFSIGNALED(wstatus))
+		return AGENT_EXIT_SIGNALED | (uint32_t)WTERMSIG(wstatus);
+	return (uint32_t)WEXITSTATUS(wstatus) & 0xff;
 }
 
 void agent_hdr_pack(uint8_t out[AGENT_HDR_SIZE], uint8_t type, uint8_t flags, uint32_t len)
@@ -54,10 +62,11 @@ static const struct agent_type_rule agent_rules[AGENT_TYPE_MAX + 1] = {
 	[AGENT_STDERR] = { FROM_GUEST, 0, 0, AGENT_MAX_PAYLOAD },
 	[AGENT_RESIZE] = { FROM_HOST, 0, 4, 4 },
 	[AGENT_SIGNAL] = { FROM_HOST, AGENT_SIGNAL_F_GROUP, 4, 4 },
-	[AGENT_EXIT] = { FROM_GUEST, 0, 4, 4 },
+	[AGENT_EXIT] = { FROM_GUEST, AGENT_EXIT_F_RUNTIME_ENDED, 4, 4 },
 	[AGENT_ERROR] = { FROM_HOST | FROM_GUEST, 0, 4, 4 + 1024 },
 	[AGENT_SHUTDOWN] = { FROM_HOST, 0, 0, 0 },
 	[AGENT_STDIN_ACK] = { FROM_GUEST, 0, 4, 4 },
+	[AGENT_RUNCODE] = { FROM_HOST, 0, 2, AGENT_MAX_RUNCODE },
 };
 
 int agent_hdr_parse(const uint8_t in[AGENT_HDR_SIZE], int side, struct agent_hdr *h)

@@ -26,6 +26,8 @@
 #define AGENT_MAX_PAYLOAD (64u * 1024)
 /* Largest EXEC payload (argv and environment). */
 #define AGENT_MAX_EXEC (256u * 1024)
+/* Largest RUNCODE payload (its records, the code among them). */
+#define AGENT_MAX_RUNCODE (1024u * 1024)
 /*
  * Stdin flow control: the host never has more than this many STDIN payload
  * bytes that the agent has not acknowledged with STDIN_ACK.  The agent's
@@ -47,7 +49,8 @@ enum agent_type {
 	AGENT_ERROR = 10,   /* both: le32 code, then a message; sender closes */
 	AGENT_SHUTDOWN = 11, /* host: sync the guest's disks and power off */
 	AGENT_STDIN_ACK = 12, /* guest: le32 STDIN bytes taken since the last ACK */
-	AGENT_TYPE_MAX = AGENT_STDIN_ACK,
+	AGENT_RUNCODE = 13, /* host: records; code for a runtime's interpreter */
+	AGENT_TYPE_MAX = AGENT_RUNCODE,
 };
 
 /* AGENT_SIGNAL flags. */
@@ -55,6 +58,8 @@ enum agent_type {
 
 /* AGENT_EXIT status: bits 0-7 the exit code, or the signal with bit 8. */
 #define AGENT_EXIT_SIGNALED 0x100u
+/* AGENT_EXIT flags (after RUNCODE only): the interpreter ended, its state is gone. */
+#define AGENT_EXIT_F_RUNTIME_ENDED 0x01u
 
 /* AGENT_ERROR codes. */
 enum agent_error {
@@ -62,6 +67,7 @@ enum agent_error {
 	AGENT_ERR_VERSION = 2,  /* no common protocol version */
 	AGENT_ERR_REQUEST = 3,  /* a well-formed frame that is wrong here */
 	AGENT_ERR_INTERNAL = 4, /* the agent could not do it (out of memory...) */
+	AGENT_ERR_RUNTIME = 5,  /* RUNCODE: no such runtime, or it could not be started */
 };
 
 /*
@@ -74,6 +80,10 @@ enum agent_error {
 #define AGENT_REC_USER 'U'    /* user name, or UID[:GID] */
 #define AGENT_REC_TTY 'T'     /* "ROWSxCOLS": run on a new pty */
 #define AGENT_REC_STDIN 'I'   /* "1": STDIN frames follow; else /dev/null */
+/* RUNCODE records (and E, W, which apply when the call starts the interpreter). */
+#define AGENT_REC_RUNTIME 'R' /* the runtime's name: "python" */
+#define AGENT_REC_PROGRAM 'P' /* the interpreter: an absolute path in the guest */
+#define AGENT_REC_CODE 'C'    /* the code (no NUL byte in it) */
 
 struct agent_hdr {
 	uint32_t len;
@@ -92,6 +102,9 @@ void agent_hdr_pack(uint8_t out[AGENT_HDR_SIZE], uint8_t type, uint8_t flags, ui
 #define AGENT_SIDE_HOST 0
 #define AGENT_SIDE_GUEST 1
 int agent_hdr_parse(const uint8_t in[AGENT_HDR_SIZE], int side, struct agent_hdr *h);
+
+/* EXIT's status for a wait status (waitpid): the exit code, or SIGNALED | signal. */
+uint32_t agent_exit_status(int wstatus);
 
 /* Little-endian helpers for fixed payload fields. */
 void agent_put32(uint8_t *p, uint32_t v);

@@ -9,6 +9,11 @@
  * threads are queued and sent in order, and the exec's deadline turns into
  * SIGKILL for the command's process group.
  *
+ * A run-code call (msvmm_run_code_start) is the same pump over a RUNCODE:
+ * its code goes to a runtime's interpreter in the guest, its output and
+ * status come back as a command's do, and its deadline interrupts the
+ * code (SIGINT) before it kills the interpreter.
+ *
  * The guest is untrusted: every frame header is checked before its payload
  * is read, payloads are bounded (agent_hdr_parse), and anything out of
  * order ends the exec with an error instead of being believed.
@@ -29,6 +34,7 @@
 
 #include "agent_proto.h"
 #include "exec.h"
+#include "image.h"
 #include "runspec.h"
 #include "sandbox.h"
 #include "vm.h"
@@ -36,6 +42,8 @@
 #define EXEC_CONNECT_TIMEOUT_MS 10000
 /* After SIGKILL for a timeout, how long the agent gets to report the exit. */
 #define EXEC_KILL_GRACE_MS 5000
+/* After SIGINT for a run-code timeout, how long the code gets to stop before SIGKILL. */
+#define CODE_INT_GRACE_MS 2000
 #define EXEC_MAX_QUEUED 32
 /* Frames handled per pump pass (each at most 64 KiB) before poll looks again. */
 #define EXEC_READ_BUDGET 16
@@ -48,7 +56,9 @@ struct msvmm_exec {
 	msvmm_output_fn on_output;
 	void *opaque;
 	bool tty;
+	bool code;          /* a run-code call */
 	uint64_t timeout_ms, deadline_ns, grace_ns;
+	unsigned int deadline_step; /* signals the deadline has sent */
 
 	pthread_mutex_t lock; /* the queue below, filled from any thread */
 	struct { uint8_t type, flags; uint8_t payload[4]; } queued[EXEC_MAX_QUEUED];
@@ -65,6 +75,7 @@ struct msvmm_exec {
 
 	bool hello, stdin_done, exited, timed_out, out_broken[3];
 	uint32_t status;
+	uint8_t exit_flags;
 	/* STDIN payload bytes sent that the agent has not acknowledged yet. */
 	uint32_t stdin_unacked;
 };
@@ -123,40 +134,80 @@ static bool exec_out_empty(const struct msvmm_exec *ex)
 	return ex->out_off == ex->out_len;
 }
 
-/* HELLO and EXEC, built before the connection is used. */
-static int exec_request(struct msvmm_exec *ex, const struct exec_defaults *d, const msvmm_exec_opts *o)
+/* E and W records: the options' over the sandbox's. */
+static void request_env(struct runspec_buf *b, const struct exec_defaults *d, const msvmm_exec_opts *o)
+{
+	for (char *const *e = d->env; e && *e; e++)
+		runspec_put(b, AGENT_REC_ENV, *e);
+	for (const char *const *e = o->env; e && *e; e++)
+		runspec_put(b, AGENT_REC_ENV, *e);
+	if (o->workdir || d->workdir)
+		runspec_put(b, AGENT_REC_WORKDIR, o->workdir ? o->workdir : d->workdir);
+}
+
+static void exec_records(struct runspec_buf *b, const struct exec_defaults *d, const msvmm_exec_opts *o)
+{
+	char tty[32];
+
+	if (!o->argv)
+		runspec_put(b, AGENT_REC_ARG, d->default_cmd);
+	for (const char *const *a = o->argv; a && *a; a++)
+		runspec_put(b, AGENT_REC_ARG, *a);
+	request_env(b, d, o);
+	if (o->user)
+		runspec_put(b, AGENT_REC_USER, o->user);
+	if (o->tty) {
+		snprintf(tty, sizeof(tty), "%ux%u", o->rows, o->cols);
+		runspec_put(b, AGENT_REC_TTY, tty);
+	}
+	if (o->stdin_fd >= 0)
+		runspec_put(b, AGENT_REC_STDIN, "1");
+}
+
+/* The code goes last: the agent finds the small records before it. */
+static void code_records(struct runspec_buf *b, const struct exec_defaults *d, const msvmm_exec_opts *o,
+			 const struct code_spec *c)
+{
+	char *p;
+
+	runspec_put(b, AGENT_REC_RUNTIME, c->runtime);
+	runspec_put(b, AGENT_REC_PROGRAM, c->program);
+	request_env(b, d, o);
+	/* The code has no NUL (checked), so it is a string record like the others; but it has a length. */
+	p = b->failed ? NULL : realloc(b->p, b->len + c->len + 2);
+	if (!p) {
+		b->failed = 1;
+		return;
+	}
+	b->p = p;
+	p[b->len] = AGENT_REC_CODE;
+	if (c->len)
+		memcpy(p + b->len + 1, c->text, c->len);
+	p[b->len + 1 + c->len] = '\0';
+	b->len += c->len + 2;
+	b->cap = b->len;
+}
+
+/* HELLO and EXEC (or RUNCODE), built before the connection is used. */
+static int exec_request(struct msvmm_exec *ex, const struct exec_defaults *d, const msvmm_exec_opts *o,
+			const struct code_spec *c)
 {
 	struct runspec_buf b = { 0 };
 	uint8_t ver[4];
-	char tty[32];
 	int rc;
 
-	if (!o->argv)
-		runspec_put(&b, AGENT_REC_ARG, d->default_cmd);
-	for (const char *const *a = o->argv; a && *a; a++)
-		runspec_put(&b, AGENT_REC_ARG, *a);
-	for (char *const *e = d->env; e && *e; e++)
-		runspec_put(&b, AGENT_REC_ENV, *e);
-	for (const char *const *e = o->env; e && *e; e++)
-		runspec_put(&b, AGENT_REC_ENV, *e);
-	if (o->workdir || d->workdir)
-		runspec_put(&b, AGENT_REC_WORKDIR, o->workdir ? o->workdir : d->workdir);
-	if (o->user)
-		runspec_put(&b, AGENT_REC_USER, o->user);
-	if (o->tty) {
-		snprintf(tty, sizeof(tty), "%ux%u", o->rows, o->cols);
-		runspec_put(&b, AGENT_REC_TTY, tty);
-	}
-	if (o->stdin_fd >= 0)
-		runspec_put(&b, AGENT_REC_STDIN, "1");
-	if (b.failed || b.len > AGENT_MAX_EXEC) {
+	if (c)
+		code_records(&b, d, o, c);
+	else
+		exec_records(&b, d, o);
+	if (b.failed || b.len > (c ? AGENT_MAX_RUNCODE : AGENT_MAX_EXEC)) {
 		free(b.p);
 		return b.failed ? -MSVMM_ENOMEM : -MSVMM_EINVAL;
 	}
 	agent_put32(ver, AGENT_PROTO_VERSION);
 	rc = exec_frame(ex, AGENT_HELLO, 0, ver, sizeof(ver));
 	if (!rc)
-		rc = exec_frame(ex, AGENT_EXEC, 0, b.p, b.len);
+		rc = exec_frame(ex, c ? AGENT_RUNCODE : AGENT_EXEC, 0, b.p, b.len);
 	free(b.p);
 	return rc ? -MSVMM_ENOMEM : 0;
 }
@@ -171,8 +222,15 @@ static bool exec_env_ok(const char *const *env)
 	return true;
 }
 
-static int exec_opts_check(const msvmm_exec_opts *o, msvmm_error *err)
+static int exec_opts_check(const msvmm_exec_opts *o, const struct code_spec *c, msvmm_error *err)
 {
+	/* The interpreter is shared by every call: it runs as root, its stdin is /dev/null. */
+	if (c && (o->argv || o->tty || o->stdin_fd >= 0 || o->user))
+		return err_set(err, MSVMM_EINVAL, "run-code takes no command, tty, stdin or user");
+	if (c && (!c->text && c->len))
+		return err_set(err, MSVMM_EINVAL, "no code given");
+	if (c && c->len && memchr(c->text, '\0', c->len))
+		return err_set(err, MSVMM_EINVAL, "the code contains a NUL byte");
 	if (o->argv && (!o->argv[0] || !o->argv[0][0]))
 		return err_set(err, MSVMM_EINVAL, "empty command");
 	if (!exec_env_ok(o->env))
@@ -197,12 +255,12 @@ static void exec_release(struct msvmm_exec *ex)
 	free(ex);
 }
 
-/* Everything but the connection: options checked, HELLO and EXEC ready to go. */
-static int exec_new(const struct exec_defaults *d, const msvmm_exec_opts *o, struct msvmm_exec **out,
-		    msvmm_error *err)
+/* Everything but the connection: options checked, HELLO and EXEC (or RUNCODE for c) ready to go. */
+static int exec_new(const struct exec_defaults *d, const msvmm_exec_opts *o, const struct code_spec *c,
+		    struct msvmm_exec **out, msvmm_error *err)
 {
 	struct msvmm_exec *ex;
-	int rc = exec_opts_check(o, err);
+	int rc = exec_opts_check(o, c, err);
 
 	if (rc)
 		return rc;
@@ -218,17 +276,20 @@ static int exec_new(const struct exec_defaults *d, const msvmm_exec_opts *o, str
 	ex->on_output = o->on_output;
 	ex->opaque = o->opaque;
 	ex->tty = o->tty;
+	ex->code = c != NULL;
 	ex->timeout_ms = o->timeout_ms;
 	ex->stdin_done = o->stdin_fd < 0;
 	if (ex->wake_fd < 0) {
 		exec_release(ex);
 		return err_set(err, MSVMM_EIO, "eventfd: %s", strerror(errno));
 	}
-	rc = exec_request(ex, d, o);
+	rc = exec_request(ex, d, o, c);
 	if (rc) {
 		exec_release(ex);
-		return err_set(err, -rc, rc == -MSVMM_EINVAL ? "the command and environment exceed %u KiB"
-							    : "out of memory", AGENT_MAX_EXEC >> 10);
+		if (rc == -MSVMM_ENOMEM)
+			return err_set(err, MSVMM_ENOMEM, "out of memory");
+		return err_set(err, MSVMM_EINVAL, "the %s and environment exceed %u KiB", c ? "code" : "command",
+			       (c ? AGENT_MAX_RUNCODE : AGENT_MAX_EXEC) >> 10);
 	}
 	*out = ex;
 	return 0;
@@ -263,8 +324,8 @@ static int exec_attach(struct msvmm_exec *ex, int fd, msvmm_error *err)
 	return 0;
 }
 
-int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *o, msvmm_exec **out,
-		  msvmm_error *err)
+static int start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *o, const struct code_spec *c,
+		    msvmm_exec **out, msvmm_error *err)
 {
 	int rc;
 
@@ -275,7 +336,7 @@ int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *
 		return err_set(err, MSVMM_EINVAL, "invalid arguments");
 	}
 	*out = NULL;
-	rc = exec_new(d, o, out, err);
+	rc = exec_new(d, o, c, out, err);
 	if (rc)
 		close(fd);
 	else if ((rc = exec_attach(*out, fd, err))) {
@@ -285,19 +346,40 @@ int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *
 	return rc;
 }
 
-int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err)
+int exec_start_fd(int fd, const struct exec_defaults *d, const msvmm_exec_opts *o, msvmm_exec **out,
+		  msvmm_error *err)
+{
+	return start_fd(fd, d, o, NULL, out, err);
+}
+
+static msvmm_exec_opts code_default_opts(const msvmm_exec_opts *o)
+{
+	msvmm_exec_opts none;
+
+	if (o)
+		return *o;
+	msvmm_exec_opts_init(&none);
+	return none;
+}
+
+int code_start_fd(int fd, const struct exec_defaults *d, const struct code_spec *c, const msvmm_exec_opts *o,
+		  msvmm_exec **out, msvmm_error *err)
+{
+	msvmm_exec_opts opts = code_default_opts(o);
+
+	return start_fd(fd, d, &opts, c, out, err);
+}
+
+/* A new exec (c: a run-code call) on a new agent connection of the sandbox. */
+static int sandbox_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, const struct code_spec *c,
+			 msvmm_exec **out, msvmm_error *err)
 {
 	struct exec_defaults d;
 	struct msvmm_exec *ex;
 	int fd, rc;
 
-	if (err)
-		*err = (msvmm_error){ 0 };
-	if (!sb || !o || !out)
-		return err_set(err, MSVMM_EINVAL, "invalid arguments");
-	*out = NULL;
 	d = (struct exec_defaults){ .env = sb->env, .workdir = sb->workdir, .default_cmd = vm_default_cmd(sb->vm) };
-	rc = exec_new(&d, o, &ex, err);
+	rc = exec_new(&d, o, c, &ex, err);
 	if (rc)
 		return rc;
 	ex->sb = sb;
@@ -310,6 +392,36 @@ int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **o
 	}
 	*out = ex;
 	return 0;
+}
+
+int msvmm_exec_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err)
+{
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!sb || !o || !out)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	*out = NULL;
+	return sandbox_start(sb, o, NULL, out, err);
+}
+
+int msvmm_run_code_start(msvmm_sandbox *sb, const char *runtime, const char *code, size_t len,
+			 const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err)
+{
+	msvmm_exec_opts opts = code_default_opts(o);
+	const struct image_runtime *rt;
+	struct code_spec c;
+	int rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	if (!sb || !out)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	*out = NULL;
+	rc = image_runtime(vm_image(sb->vm), NULL, runtime, &rt, err);
+	if (rc)
+		return rc;
+	c = (struct code_spec){ .runtime = rt->name, .program = rt->program, .text = code, .len = len };
+	return sandbox_start(sb, &opts, &c, out, err);
 }
 
 /* ---- requests from other threads ------------------------------------------ */
@@ -482,6 +594,9 @@ static int exec_dispatch(struct msvmm_exec *ex, msvmm_error *err)
 		return 0;
 	}
 	case AGENT_EXIT:
+		if ((ex->h.flags & AGENT_EXIT_F_RUNTIME_ENDED) && !ex->code)
+			return exec_bad_frame(err, "a runtime's EXIT flag after a command");
+		ex->exit_flags = ex->h.flags;
 		ex->status = agent_get32(ex->payload);
 		if ((ex->status & ~(AGENT_EXIT_SIGNALED | 0xffu)) ||
 		    ((ex->status & AGENT_EXIT_SIGNALED) && !(ex->status & 0xff)))
@@ -628,25 +743,39 @@ static int exec_poll_timeout(const struct msvmm_exec *ex)
 	return (until - now) / 1000000ULL >= INT_MAX ? INT_MAX : (int)((until - now) / 1000000ULL) + 1;
 }
 
-/* Deadline passed: kill the command's group, then wait a grace period for its EXIT. */
+/*
+ * What the deadline sends the group, each after the one before had its
+ * grace: a command is killed; run-code is interrupted first (the
+ * interpreter and its state survive a KeyboardInterrupt) and killed, with
+ * its interpreter, only if that does not end it.
+ */
+struct deadline_step {
+	int sig;
+	unsigned int grace_ms;
+};
+
+static const struct deadline_step exec_deadline[] = { { SIGKILL, EXEC_KILL_GRACE_MS } };
+static const struct deadline_step code_deadline[] = { { SIGINT, CODE_INT_GRACE_MS },
+						      { SIGKILL, EXEC_KILL_GRACE_MS } };
+
+/* Deadline (or a step's grace) passed: the next signal, or give up on the guest. */
 static int exec_check_deadline(struct msvmm_exec *ex, msvmm_error *err)
 {
+	const struct deadline_step *steps = ex->code ? code_deadline : exec_deadline;
+	unsigned int nr = ex->code ? 2 : 1;
 	uint64_t now = exec_now_ns();
 	uint8_t p[4];
 
-	if (!ex->deadline_ns || now < ex->deadline_ns)
+	if (!ex->deadline_ns || now < (ex->timed_out ? ex->grace_ns : ex->deadline_ns))
 		return 0;
-	if (!ex->timed_out) {
-		ex->timed_out = true;
-		ex->grace_ns = now + EXEC_KILL_GRACE_MS * 1000000ULL;
-		agent_put32(p, SIGKILL);
-		return exec_frame(ex, AGENT_SIGNAL, AGENT_SIGNAL_F_GROUP, p, 4) ? err_set(err, MSVMM_ENOMEM, "out of memory")
-										 : 0;
-	}
-	if (now >= ex->grace_ns)
-		return err_set(err, MSVMM_ETIMEDOUT, "the command did not finish within %llu ms, and the guest did not report it killed",
-			       (unsigned long long)ex->timeout_ms);
-	return 0;
+	if (ex->deadline_step == nr)
+		return err_set(err, MSVMM_ETIMEDOUT, "the %s did not finish within %llu ms, and the guest did not report it killed",
+			       ex->code ? "code" : "command", (unsigned long long)ex->timeout_ms);
+	ex->timed_out = true;
+	ex->grace_ns = now + steps[ex->deadline_step].grace_ms * 1000000ULL;
+	agent_put32(p, (uint32_t)steps[ex->deadline_step++].sig);
+	return exec_frame(ex, AGENT_SIGNAL, AGENT_SIGNAL_F_GROUP, p, 4) ? err_set(err, MSVMM_ENOMEM, "out of memory")
+									 : 0;
 }
 
 static int exec_pump_once(struct msvmm_exec *ex, msvmm_error *err)
@@ -685,6 +814,7 @@ static void exec_result(const struct msvmm_exec *ex, msvmm_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->timed_out = ex->timed_out;
+	res->runtime_ended = !!(ex->exit_flags & AGENT_EXIT_F_RUNTIME_ENDED);
 	if (ex->status & AGENT_EXIT_SIGNALED) {
 		res->signaled = 1;
 		res->term_signal = (int)(ex->status & 0xff);
@@ -694,6 +824,20 @@ static void exec_result(const struct msvmm_exec *ex, msvmm_result *res)
 		res->exit_code = (int)(ex->status & 0xff);
 		res->status = res->exit_code;
 	}
+}
+
+/* The exec timed out and the guest reported the end: how. */
+static int exec_timeout_error(const struct msvmm_exec *ex, const msvmm_result *res, msvmm_error *err)
+{
+	unsigned long long ms = (unsigned long long)ex->timeout_ms;
+
+	if (!ex->code)
+		return err_set(err, MSVMM_ETIMEDOUT, "the command did not finish within %llu ms and was killed", ms);
+	if (res->runtime_ended)
+		return err_set(err, MSVMM_ETIMEDOUT, "the code did not finish within %llu ms and did not stop on SIGINT: "
+			       "its runtime was killed, its state is lost", ms);
+	return err_set(err, MSVMM_ETIMEDOUT, "the code did not finish within %llu ms and was interrupted "
+		       "(KeyboardInterrupt); the runtime keeps its state", ms);
 }
 
 int msvmm_exec_wait(msvmm_exec *ex, msvmm_result *res, msvmm_error *err)
@@ -720,8 +864,7 @@ int msvmm_exec_wait(msvmm_exec *ex, msvmm_result *res, msvmm_error *err)
 		return rc;
 	exec_result(ex, res);
 	if (ex->timed_out)
-		return err_set(err, MSVMM_ETIMEDOUT, "the command did not finish within %llu ms and was killed",
-			       (unsigned long long)ex->timeout_ms);
+		return exec_timeout_error(ex, res, err);
 	return 0;
 }
 
@@ -731,14 +874,28 @@ void msvmm_exec_free(msvmm_exec *ex)
 		exec_release(ex); /* closing the connection makes the agent kill what is left */
 }
 
+/* wait + free: the rest of msvmm_sandbox_exec() and msvmm_sandbox_run_code(). */
+static int exec_finish(msvmm_exec *ex, msvmm_result *res, msvmm_error *err)
+{
+	int rc = msvmm_exec_wait(ex, res, err);
+
+	msvmm_exec_free(ex);
+	return rc;
+}
+
 int msvmm_sandbox_exec(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err)
 {
 	msvmm_exec *ex;
 	int rc = msvmm_exec_start(sb, o, &ex, err);
 
-	if (rc)
-		return rc;
-	rc = msvmm_exec_wait(ex, res, err);
-	msvmm_exec_free(ex);
-	return rc;
+	return rc ? rc : exec_finish(ex, res, err);
+}
+
+int msvmm_sandbox_run_code(msvmm_sandbox *sb, const char *runtime, const char *code, size_t len,
+			   const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err)
+{
+	msvmm_exec *ex;
+	int rc = msvmm_run_code_start(sb, runtime, code, len, o, &ex, err);
+
+	return rc ? rc : exec_finish(ex, res, err);
 }

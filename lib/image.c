@@ -77,7 +77,30 @@ static int conf_path(const struct image *img, const char *val, char *out, size_t
 	return 0;
 }
 
-/* Apply one key=value line; -1 when a value does not fit. */
+/* runtime=NAME:PROGRAM: -1 when PROGRAM does not fit, -2 when malformed, repeated or one too many. */
+static int conf_runtime(struct image *img, const char *val)
+{
+	const char *colon = strchr(val, ':');
+	size_t nl = colon ? (size_t)(colon - val) : 0;
+	struct image_runtime *rt;
+
+	if (!nl || nl > IMAGE_RUNTIME_NAME_MAX || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789_-") != nl ||
+	    colon[1] != '/' || img->nr_runtimes == IMAGE_MAX_RUNTIMES)
+		return -2;
+	for (unsigned int i = 0; i < img->nr_runtimes; i++)
+		if (!strncmp(img->runtimes[i].name, val, nl) && !img->runtimes[i].name[nl])
+			return -2;
+	rt = &img->runtimes[img->nr_runtimes];
+	if (strlen(colon + 1) >= sizeof(rt->program))
+		return -1;
+	memcpy(rt->name, val, nl);
+	rt->name[nl] = '\0';
+	strcpy(rt->program, colon + 1);
+	img->nr_runtimes++;
+	return 0;
+}
+
+/* Apply one key=value line; -1 when a value does not fit, -2 when it is malformed. */
 static int conf_value(struct image *img, const char *key, const char *val)
 {
 	size_t vl = strlen(val);
@@ -88,6 +111,8 @@ static int conf_value(struct image *img, const char *key, const char *val)
 		return conf_path(img, val, img->rootfs, sizeof(img->rootfs));
 	if (!strcmp(key, "scratch"))
 		return conf_path(img, val, img->scratch, sizeof(img->scratch));
+	if (!strcmp(key, "runtime"))
+		return conf_runtime(img, val);
 	if (!strcmp(key, "default_cmd")) {
 		if (vl >= sizeof(img->default_cmd))
 			return -1;
@@ -100,6 +125,7 @@ static int image_read_conf(struct image *img, msvmm_error *err)
 {
 	char path[PATH_MAX + 16], line[1024];
 	FILE *f;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/image.conf", img->dir);
 	f = fopen(path, "re");
@@ -112,8 +138,12 @@ static int image_read_conf(struct image *img, msvmm_error *err)
 		if (line[0] == '#' || !eq)
 			continue;
 		*eq = '\0';
-		if (conf_value(img, line, eq + 1) < 0) {
+		rc = conf_value(img, line, eq + 1);
+		if (rc < 0) {
 			fclose(f);
+			if (rc == -2)
+				return err_set(err, MSVMM_EFORMAT, "image %s: runtime=%s is not NAME:/PROGRAM, or repeats "
+					       "a name, or is one more than %d", img->dir, eq + 1, IMAGE_MAX_RUNTIMES);
 			return err_set(err, MSVMM_EFORMAT, "image %s: value of '%s' too long", img->dir, line);
 		}
 	}
@@ -172,6 +202,37 @@ int image_resolve(const char *dirs, const char *name, struct image *img, msvmm_e
 	if (dirs_each(dirs, find_image_dir, &a) != 0)
 		return err_set(err, MSVMM_ENOENT, "image '%s' not found (build it with 'make images')", name);
 	return image_from_path(a.found, img, err);
+}
+
+int image_runtime(const struct image *img, const char *label, const char *name, const struct image_runtime **rt,
+		  msvmm_error *err)
+{
+	const char *what = label ? label : img->dir[0] ? img->dir : img->initramfs;
+	char have[IMAGE_MAX_RUNTIMES * (IMAGE_RUNTIME_NAME_MAX + 2) + 1] = "";
+
+	for (unsigned int i = 0; i < img->nr_runtimes; i++) {
+		if (!name || !strcmp(name, img->runtimes[i].name)) {
+			*rt = &img->runtimes[i];
+			return 0;
+		}
+		strcat(strcat(have, i ? ", " : ""), img->runtimes[i].name);
+	}
+	if (!img->nr_runtimes)
+		return err_set(err, MSVMM_ENOENT, "image '%s' has no runtime to run code in (no runtime= in its image.conf)",
+			       what);
+	return err_set(err, MSVMM_ENOENT, "image '%s' has no runtime '%s' (it has: %s)", what, name, have);
+}
+
+int msvmm_image_has_runtime(const char *data_dirs, const char *name, const char *runtime, msvmm_error *err)
+{
+	const struct image_runtime *rt;
+	struct image img;
+	int rc;
+
+	if (err)
+		*err = (msvmm_error){ 0 };
+	rc = image_resolve(data_dirs, name, &img, err);
+	return rc ? rc : image_runtime(&img, name, runtime, &rt, err);
 }
 
 struct kernel_arg {

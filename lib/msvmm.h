@@ -80,6 +80,12 @@ typedef struct msvmm_result {
 	uint64_t pvm_int3, pvm_fwait, pvm_xsave, pvm_xrstor, pvm_faults_injected;
 	/* msvmm_exec_wait(): 1 when the exec's timeout expired and the command was killed. */
 	int timed_out;
+	/*
+	 * Run-code only: 1 when the interpreter itself ended during the call
+	 * (killed after a timeout, os._exit(), a crash): its state is gone and
+	 * the next call starts a new one.
+	 */
+	int runtime_ended;
 } msvmm_result;
 
 typedef struct msvmm_config msvmm_config;
@@ -260,6 +266,36 @@ void msvmm_exec_free(msvmm_exec *ex);
 int msvmm_sandbox_exec(msvmm_sandbox *sb, const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err);
 
 /*
+ * Run-code: hand code to one of the image's runtimes, an interpreter that
+ * the guest keeps running for the sandbox's life (image.conf's runtime=
+ * lines; the python image has "python").  State persists between calls,
+ * as in a notebook: a variable one call sets is there for the next.
+ *
+ *	msvmm_sandbox_run_code(sb, "python", "x = 6 * 7", 9, &o, &res, &err);
+ *	msvmm_sandbox_run_code(sb, "python", "print(x)", 8, &o, &res, &err); // 42
+ *
+ * runtime NULL: the image's first.  The interpreter starts with the first
+ * call that needs it (its env and workdir are that call's: o->env, o->workdir
+ * over the sandbox's); later calls share it, one at a time: a call made
+ * while another runs waits for it.  o may be NULL (output discarded); it
+ * takes no argv, tty, stdin_fd or user (the interpreter runs as root, on
+ * /dev/null).  Output streams to o's fds or callback as a command's does.
+ * res.status: 0; 1 for an uncaught exception (its traceback on stderr); n
+ * for SystemExit(n); 130 when interrupted (KeyboardInterrupt).  timeout_ms
+ * interrupts the code (SIGINT): -MSVMM_ETIMEDOUT, res.timed_out, status
+ * 130, the runtime and its state kept; code that does not stop on SIGINT
+ * within 2 s is killed with its interpreter (status 137, res.runtime_ended).
+ * -MSVMM_ENOENT when the image has no such runtime.  The code is at most
+ * 1 MiB, without NUL bytes.  msvmm_exec_signal() reaches the interpreter's
+ * process group (SIGINT: KeyboardInterrupt).
+ */
+int msvmm_run_code_start(msvmm_sandbox *sb, const char *runtime, const char *code, size_t len,
+			 const msvmm_exec_opts *o, msvmm_exec **out, msvmm_error *err);
+/* msvmm_run_code_start() + msvmm_exec_wait() + msvmm_exec_free(). */
+int msvmm_sandbox_run_code(msvmm_sandbox *sb, const char *runtime, const char *code, size_t len,
+			   const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err);
+
+/*
  * The image store.  data_dirs: ':'-separated directories holding images/
  * (NULL: $MSVMM_DATA_DIR, then <exe>/../share/msvmm, /usr/local/share/msvmm).
  * Images are built from their recipes by `make images` (guest-init/images).
@@ -276,6 +312,11 @@ void msvmm_image_list_free(char **names, size_t count);
  * Building the python image needs root and the Debian archive.
  */
 int msvmm_image_build(const char *data_dirs, const char *name, int log_fd, msvmm_error *err);
+/*
+ * 0 when image 'name' has the runtime 'runtime' for run-code (NULL: any
+ * runtime), else -MSVMM_ENOENT (or the image's own error) with a message.
+ */
+int msvmm_image_has_runtime(const char *data_dirs, const char *name, const char *runtime, msvmm_error *err);
 
 #ifdef __cplusplus
 }

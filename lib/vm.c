@@ -596,6 +596,11 @@ const char *vm_default_cmd(const msvmm_vm *vm)
 	return vm->img.default_cmd[0] ? vm->img.default_cmd : "/bin/sh";
 }
 
+const struct image *vm_image(const msvmm_vm *vm)
+{
+	return &vm->img;
+}
+
 void vm_timings(msvmm_vm *vm, msvmm_result *res)
 {
 	memset(res, 0, sizeof(*res));

@@ -13,6 +13,9 @@ int vm_create(const msvmm_config *cfg, bool agent, msvmm_vm **out, msvmm_error *
 struct machine *vm_machine(msvmm_vm *vm);
 /* The image's default command (one word), or /bin/sh. */
 const char *vm_default_cmd(const msvmm_vm *vm);
+/* The image the VM was made from (its runtimes, for run-code). */
+struct image;
+const struct image *vm_image(const msvmm_vm *vm);
 /* The cache file a ready snapshot should be saved to now that the agent is up, or NULL. */
 const char *vm_snapshot_pending(const msvmm_vm *vm);
 bool vm_restored(const msvmm_vm *vm);

@@ -1172,10 +1172,12 @@ struct bad_case {
 					 (uint8_t)((len) >> 24), (type), (flags), (r0), (r1) }
 #define EXEC_CASE(name, recs) { name, 1, HDR(sizeof(recs) - 1, AGENT_EXEC, 0, 0, 0), recs, \
 				sizeof(recs) - 1, AGENT_ERR_REQUEST }
+#define CODE_CASE(name, recs, code) { name, 1, HDR(sizeof(recs) - 1, AGENT_RUNCODE, 0, 0, 0), recs, \
+				      sizeof(recs) - 1, code }
 
 static const struct bad_case bad_cases[] = {
 	{ "type 0", 0, HDR(0, 0, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
-	{ "type 13", 0, HDR(0, 13, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
+	{ "type past the last", 0, HDR(0, AGENT_TYPE_MAX + 1, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "STDIN_ACK from the host", 1, HDR(4, AGENT_STDIN_ACK, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "type 255", 1, HDR(4, 255, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "guest-only type", 1, HDR(0, AGENT_STDOUT, 0, 0, 0), NULL, 0, AGENT_ERR_FRAME },
@@ -1216,6 +1218,24 @@ static const struct bad_case bad_cases[] = {
 	EXEC_CASE("repeated I", "Atrue\0I1\0I1\0"),
 	EXEC_CASE("E without =", "Atrue\0Enoequal\0"),
 	EXEC_CASE("E without key", "Atrue\0E=v\0"),
+	{ "RUNCODE oversize", 1, HDR(AGENT_MAX_RUNCODE + 1, AGENT_RUNCODE, 0, 0, 0), NULL, 0,
+	  AGENT_ERR_FRAME },
+	{ "RUNCODE flags", 1, HDR(2, AGENT_RUNCODE, 1, 0, 0), NULL, 0, AGENT_ERR_FRAME },
+	{ "RUNCODE before HELLO", 0, HDR(4, AGENT_RUNCODE, 0, 0, 0), "Cx=1", 4, AGENT_ERR_REQUEST },
+	CODE_CASE("RUNCODE without R", "P/usr/bin/python3\0Cx = 1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE without P", "Rpython\0Cx = 1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE without C", "Rpython\0P/usr/bin/python3\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE repeated C", "Rpython\0P/p\0C1\0C2\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE repeated R", "Rpython\0Rpython\0P/p\0C1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE bad name", "RPy thon\0P/p\0C1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE empty name", "R\0P/p\0C1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE relative P", "Rpython\0Ppython3\0C1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE with argv", "Rpython\0P/p\0C1\0Ash\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE with a tty", "Rpython\0P/p\0C1\0T24x80\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE with a user", "Rpython\0P/p\0C1\0U0\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE bad E", "Rpython\0P/p\0C1\0Enoequal\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE code without NUL", "Rpython\0P/p\0Cprint(1)", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE unknown runtime", "Rcobol\0P/usr/bin/cobol\0CDISPLAY 1\0", AGENT_ERR_RUNTIME),
 };
 
 START_TEST(test_bad_frames)

@@ -288,6 +288,63 @@ START_TEST(test_conf_value_too_long)
 }
 END_TEST
 
+/* runtime=NAME:PROGRAM lines: in order, the first the default; looked up by name. */
+START_TEST(test_runtimes)
+{
+	const struct image_runtime *rt;
+	struct image img;
+	msvmm_error err = tu_err();
+	char p[PATH_MAX];
+
+	make_image_dir("py", "name=py\ninitramfs=py.cpio\nruntime=python:/usr/bin/python3\n"
+			     "runtime=node_2:/opt/node/bin/node\n");
+	pathf(p, "%s/images/%s/py.cpio", "py");
+	write_cpio(p);
+	ck_assert_int_eq(image_resolve(root, "py", &img, &err), 0);
+	ck_assert_uint_eq(img.nr_runtimes, 2);
+	ck_assert_int_eq(image_runtime(&img, "py", NULL, &rt, &err), 0);
+	ck_assert_str_eq(rt->name, "python");
+	ck_assert_str_eq(rt->program, "/usr/bin/python3");
+	ck_assert_int_eq(image_runtime(&img, "py", "node_2", &rt, &err), 0);
+	ck_assert_str_eq(rt->program, "/opt/node/bin/node");
+	ck_assert_int_eq(image_runtime(&img, "py", "ruby", &rt, &err), -MSVMM_ENOENT);
+	ck_assert_err(err, MSVMM_ENOENT, "image 'py' has no runtime 'ruby' (it has: python, node_2)");
+	ck_assert_int_eq(msvmm_image_has_runtime(root, "py", "python", &err), 0);
+	ck_assert_int_eq(msvmm_image_has_runtime(root, "py", NULL, &err), 0);
+	ck_assert_int_eq(msvmm_image_has_runtime(root, "py", "perl", &err), -MSVMM_ENOENT);
+	/* An image without runtime= has none; a missing image says so, not "no runtime". */
+	ck_assert_int_eq(msvmm_image_has_runtime(root, "busybox", NULL, &err), -MSVMM_ENOENT);
+	ck_assert_err(err, MSVMM_ENOENT, "image 'busybox' has no runtime to run code in (no runtime= in its image.conf)");
+	ck_assert_int_eq(msvmm_image_has_runtime(root, "nosuch", NULL, &err), -MSVMM_ENOENT);
+	ck_assert_err(err, MSVMM_ENOENT, "image 'nosuch' not found");
+}
+END_TEST
+
+START_TEST(test_runtime_malformed)
+{
+	static const char *const bad[] = {
+		"python", "python:", ":/usr/bin/python3", "Python:/usr/bin/python3", "py thon:/x",
+		"python:usr/bin/python3", "python:/a\nruntime=python:/b",
+		"a:/a\nruntime=b:/b\nruntime=c:/c\nruntime=d:/d\nruntime=e:/e",
+		"a-name-longer-than-thirty-two-chars:/x",
+	};
+	struct image img;
+	msvmm_error err;
+	char name[16], conf[256], p[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(name, sizeof(name), "bad%zu", i);
+		snprintf(conf, sizeof(conf), "initramfs=x.cpio\nruntime=%s\n", bad[i]);
+		make_image_dir(name, conf);
+		pathf(p, "%s/images/%s/x.cpio", name);
+		write_cpio(p);
+		err = tu_err();
+		ck_assert_msg(image_resolve(root, name, &img, &err) == -MSVMM_EFORMAT, "runtime=%s accepted", bad[i]);
+		ck_assert_err(err, MSVMM_EFORMAT, "is not NAME:/PROGRAM");
+	}
+}
+END_TEST
+
 START_TEST(test_data_dirs_explicit)
 {
 	char out[64], big[4 * PATH_MAX];
@@ -394,6 +451,8 @@ static Suite *image_suite(void)
 	tcase_add_test(tc, test_conf_names_missing_file);
 	tcase_add_test(tc, test_conf_without_initramfs);
 	tcase_add_test(tc, test_conf_value_too_long);
+	tcase_add_test(tc, test_runtimes);
+	tcase_add_test(tc, test_runtime_malformed);
 	tcase_add_test(tc, test_data_dirs_explicit);
 	tcase_add_test(tc, test_public_list_and_path);
 	tcase_add_test(tc, test_public_build_busybox);
