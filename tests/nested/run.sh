@@ -106,7 +106,7 @@ timeout "${NESTED_TIMEOUT_S:-3600}" qemu-system-x86_64 \
 	-kernel "$DEST/vmlinuz" -initrd "$DEST/initrd.gz" \
 	-append "console=ttyS0 loglevel=1 panic=-1 nested.job=$JOB" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
-	</dev/null > >(tr -d '\r') &
+	</dev/null > >(sed -u 's/\r$//') &
 QPID=$!
 trap 'kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
 set +e
