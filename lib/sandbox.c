@@ -17,6 +17,7 @@
 
 #include "agent_proto.h"
 #include "config.h"
+#include "image.h"
 #include "sandbox.h"
 #include "vm.h"
 
@@ -34,6 +35,7 @@ static void *sandbox_runner(void *p)
 /* Random bytes a restored guest's RNG is reseeded with, and how long that may take. */
 #define SANDBOX_SEED_BYTES 32
 #define SANDBOX_RESTORE_EXEC_MS 30000
+#define SANDBOX_PY_RESEED "__import__('random').seed()"
 /* How long a machine that has ended may take to hand back its result. */
 #define SANDBOX_END_WAIT_MS 5000
 /*
@@ -153,6 +155,14 @@ static int sandbox_after_restore(struct msvmm_sandbox *sb, msvmm_error *err)
 	if (!rc && res.status != 0)
 		rc = err_set(err, MSVMM_EGUEST, "the restored guest could not take the host's clock and random seed "
 			     "(status %d)", res.status);
+	/*
+	 * A warm interpreter's own generator was seeded before the snapshot:
+	 * reseed it from the (now reseeded) kernel, leaving its namespace alone.
+	 */
+	if (!rc && vm_image(sb->vm)->nr_runtimes &&
+	    !strcmp(vm_image(sb->vm)->runtimes[0].name, "python"))
+		(void)msvmm_sandbox_run_code(sb, "python", SANDBOX_PY_RESEED, strlen(SANDBOX_PY_RESEED), NULL,
+					     NULL, NULL);
 	return rc;
 }
 
@@ -178,9 +188,16 @@ int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_erro
 	rc = vm_create(cfg, true, &sb->vm, err);
 	if (!rc)
 		rc = sandbox_boot(sb, cfg->boot_timeout_ms, err);
-	/* First boot of this configuration: keep its ready state (best effort: a cache). */
-	if (!rc && vm_snapshot_pending(sb->vm))
+	/*
+	 * First boot of this configuration: keep its ready state (best effort:
+	 * a cache), with the image's runtime already started, so that run-code
+	 * in a restored sandbox finds its interpreter up.
+	 */
+	if (!rc && vm_snapshot_pending(sb->vm)) {
+		if (vm_image(sb->vm)->nr_runtimes)
+			(void)msvmm_sandbox_run_code(sb, NULL, "pass", 4, NULL, NULL, NULL);
 		(void)vm_snapshot_save(sb->vm, vm_snapshot_pending(sb->vm), true, NULL);
+	}
 	if (!rc && vm_restored(sb->vm))
 		rc = sandbox_after_restore(sb, err);
 	if (rc) {
