@@ -6,9 +6,12 @@
 #   2. in one sandbox of a test image (busybox + tests/e2e/mstest.c), through
 #      a guest `mstest vsock-echo`: the median 1-byte round trip over 1000
 #      ping-pongs and 64 MiB sent and echoed back, next to the same work
-#      through a host Unix socketpair with an echo thread.
+#      through a host Unix socketpair with an echo thread;
+#   3. in one python sandbox (when the python image is built): the first
+#      run-code call (it starts the interpreter), then run-code print(1)
+#      against the command python3 -c 'print(1)', median over CODE_RUNS.
 #
-# usage: bench/exec.sh BUILD_DIR   (env RUNS=N, default 5; ROUNDS=1000; MIB=64)
+# usage: bench/exec.sh BUILD_DIR   (env RUNS=N, default 5; ROUNDS=1000; MIB=64; CODE_RUNS=20)
 set -euo pipefail
 B=${1:-build}
 RUNS=${RUNS:-5}
@@ -47,3 +50,7 @@ awk -v a="$mmin" -v b="$hmin" -v c="$mmed" -v d="$hmed" \
 	'BEGIN {printf "%-44s %11.1fx %11.1fx\n", "msx/host (lower: msx closer to a process)", a/b, c/d}'
 echo
 "$EB" vsock "$W/images/bbtest" "$B/share/msvmm" "$ROUNDS" "$MIB"
+if [ -f "$B/share/msvmm/images/python/rootfs.ext4" ]; then
+	echo
+	"$EB" runcode python "$B/share/msvmm" "${CODE_RUNS:-20}"
+fi

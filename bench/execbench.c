@@ -14,6 +14,12 @@
  *	(1000) ping-pongs, and MIB (64) MiB sent and echoed back at once.  The
  *	same work through a host AF_UNIX socketpair with an echo thread is
  *	the peer.  Prints aligned lines with units and msvmm/host ratios.
+ *
+ *   msvmm-execbench runcode IMAGE DATA_DIR [ROUNDS]
+ *	Boots one sandbox from IMAGE (which must have a python runtime) and
+ *	times, call by call (output dropped): the first run-code call (it
+ *	starts the interpreter), then the median over ROUNDS (20) of run-code
+ *	`print(1)` and of the command `python3 -c 'print(1)'`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -308,14 +314,12 @@ static int start_echo_server(msvmm_sandbox *sb)
 	return 0;
 }
 
-static int cmd_vsock(const char *image, const char *data_dir, int rounds, unsigned int mib)
+/* A booted sandbox of image from data_dir: 0, or 1 with the reason printed. */
+static int bench_sandbox(const char *image, const char *data_dir, msvmm_sandbox **sb)
 {
-	struct rt_arg rt_g = { .rounds = rounds }, rt_h = { .rounds = rounds };
-	struct tp_arg tp_g = { .mib = mib }, tp_h = { .mib = mib };
 	msvmm_config *cfg = msvmm_config_new();
-	msvmm_sandbox *sb;
 	msvmm_error err;
-	int rc = 1;
+	int rc;
 
 	if (!cfg || msvmm_config_set_data_dirs(cfg, data_dir) || msvmm_config_set_image(cfg, image) ||
 	    msvmm_config_set_memory_mib(cfg, GUEST_MEM_MIB) || msvmm_config_set_console_fd(cfg, STDERR_FILENO)) {
@@ -323,12 +327,22 @@ static int cmd_vsock(const char *image, const char *data_dir, int rounds, unsign
 		msvmm_config_free(cfg);
 		return 1;
 	}
-	if (msvmm_sandbox_start(cfg, &sb, &err) < 0) {
+	rc = msvmm_sandbox_start(cfg, sb, &err);
+	if (rc < 0)
 		fprintf(stderr, "msvmm-execbench: %s\n", err.message);
-		msvmm_config_free(cfg);
-		return 1;
-	}
 	msvmm_config_free(cfg);
+	return rc < 0;
+}
+
+static int cmd_vsock(const char *image, const char *data_dir, int rounds, unsigned int mib)
+{
+	struct rt_arg rt_g = { .rounds = rounds }, rt_h = { .rounds = rounds };
+	struct tp_arg tp_g = { .mib = mib }, tp_h = { .mib = mib };
+	msvmm_sandbox *sb;
+	int rc = 1;
+
+	if (bench_sandbox(image, data_dir, &sb))
+		return 1;
 	if (start_echo_server(sb) == 0 && guest_conn_run(msvmm_sandbox_vm(sb), do_ping_pong, &rt_g) == 0 &&
 	    guest_conn_run(msvmm_sandbox_vm(sb), do_stream, &tp_g) == 0 && host_pair_run(do_ping_pong, &rt_h) == 0 &&
 	    host_pair_run(do_stream, &tp_h) == 0) {
@@ -342,6 +356,62 @@ static int cmd_vsock(const char *image, const char *data_dir, int rounds, unsign
 		rc = 0;
 	}
 	msvmm_sandbox_destroy(sb);
+	return rc;
+}
+
+/* One call's wall time in ms (code: run-code, else the command argv), -1 when it failed. */
+static double timed_call(msvmm_sandbox *sb, const char *code, const char *const *argv)
+{
+	msvmm_exec_opts o;
+	msvmm_result res;
+	msvmm_error err;
+	double t0 = now_ms();
+	int rc;
+
+	msvmm_exec_opts_init(&o);
+	o.argv = code ? NULL : argv;
+	rc = code ? msvmm_sandbox_run_code(sb, NULL, code, strlen(code), &o, &res, &err)
+		  : msvmm_sandbox_exec(sb, &o, &res, &err);
+	if (rc < 0 || res.status) {
+		fprintf(stderr, "msvmm-execbench: %s: %s\n", code ? code : argv[0],
+			rc < 0 ? err.message : "non-zero status");
+		return -1;
+	}
+	return now_ms() - t0;
+}
+
+static int cmd_runcode(const char *image, const char *data_dir, int rounds)
+{
+	static const char *const py[] = { "python3", "-c", "print(1)", NULL };
+	double *code = calloc((size_t)rounds, sizeof(double)), *cmd = calloc((size_t)rounds, sizeof(double));
+	double first = -1;
+	msvmm_sandbox *sb;
+	int rc = 1, i = 0;
+
+	if (!code || !cmd || bench_sandbox(image, data_dir, &sb)) {
+		free(code);
+		free(cmd);
+		return 1;
+	}
+	first = timed_call(sb, "pass", NULL);
+	for (; first >= 0 && i < rounds && (code[i] = timed_call(sb, "print(1)", NULL)) >= 0 &&
+	       (cmd[i] = timed_call(sb, NULL, py)) >= 0;
+	     i++)
+		;
+	if (i == rounds) {
+		char what[64];
+
+		printf("%-44s %12s\n", "run-code in one sandbox (ms)", "msvmm");
+		printf("%-44s %12.1f\n", "first run-code call (starts python)", first);
+		snprintf(what, sizeof(what), "run-code print(1), median of %d", rounds);
+		printf("%-44s %12.1f\n", what, median(code, (size_t)rounds));
+		snprintf(what, sizeof(what), "command python3 -c 'print(1)', median of %d", rounds);
+		printf("%-44s %12.1f\n", what, median(cmd, (size_t)rounds));
+		rc = 0;
+	}
+	msvmm_sandbox_destroy(sb);
+	free(code);
+	free(cmd);
 	return rc;
 }
 
@@ -363,7 +433,10 @@ int main(int argc, char **argv)
 		if (rounds > 0 && mib > 0)
 			return cmd_vsock(argv[2], argv[3], rounds, (unsigned int)mib);
 	}
+	if (argc >= 4 && argc <= 5 && !strcmp(argv[1], "runcode") && (argc == 4 || atoi(argv[4]) > 0))
+		return cmd_runcode(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 20);
 	fprintf(stderr, "usage: msvmm-execbench first-byte RUNS -- COMMAND [ARG...]\n"
-			"       msvmm-execbench vsock IMAGE DATA_DIR [ROUNDS [MIB]]\n");
+			"       msvmm-execbench vsock IMAGE DATA_DIR [ROUNDS [MIB]]\n"
+			"       msvmm-execbench runcode IMAGE DATA_DIR [ROUNDS]\n");
 	return 2;
 }

@@ -22,10 +22,14 @@
 #define MSX_EXIT_TIMEOUT 124
 #define MSX_PROFILE_TOP 40
 #define MSX_STOP_TIMEOUT_MS 10000
+/* The most code --code - reads from stdin: what one RUNCODE carries. */
+#define MSX_CODE_MAX (1024u * 1024)
 
 static const char usage[] =
 	"usage: msx [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
-	"Run COMMAND in a new microVM booted from IMAGE and exit with its status.\n"
+	"       msx [OPTIONS] IMAGE --code CODE|-\n"
+	"Run COMMAND in a new microVM booted from IMAGE and exit with its status;\n"
+	"or run CODE in the image's runtime (python for the python image).\n"
 	"\n"
 	"  -i, --interactive    forward stdin to the command (else it reads /dev/null)\n"
 	"  -t, --tty            run the command on a pseudo-terminal (-it for a shell)\n"
@@ -35,7 +39,11 @@ static const char usage[] =
 	"  -e, --env KEY=VALUE  set an environment variable (repeatable)\n"
 	"  -w, --workdir DIR    working directory inside the guest\n"
 	"  -v, --volume IMG[:PATH[:ro]]  attach disk image IMG, mounted at PATH (ext4)\n"
-	"      --timeout SECS   kill the command after SECS seconds (exit 124)\n"
+	"      --timeout SECS   kill the command after SECS seconds (exit 124); --code:\n"
+	"                       interrupt the code (KeyboardInterrupt)\n"
+	"      --code CODE      run CODE in the image's runtime instead of a command\n"
+	"                       (--code - reads it from stdin); exit 1 for an uncaught\n"
+	"                       exception, its traceback on stderr\n"
 	"      --kernel PATH    guest kernel (ELF vmlinux or bzImage)\n"
 	"      --console        show the guest kernel log (on stderr)\n"
 	"      --cmdline WORDS  extra guest kernel command-line words\n"
@@ -231,8 +239,66 @@ static void msx_exec_opts(const struct msx_args *a, msvmm_exec_opts *o)
 	}
 }
 
-static int msx_exec(const struct msx_args *a, msvmm_sandbox *sb, struct msx_signals *sigs, msvmm_result *res,
-		    msvmm_error *err)
+/* --code's bytes: the argument itself, or what stdin held ("-"). */
+struct msx_code {
+	const char *text; /* NULL: no --code, a command runs */
+	size_t len;
+	char *buf;        /* read from stdin; freed at the end */
+};
+
+/* All of stdin, at most MSX_CODE_MAX bytes; NULL, or why not. */
+static const char *msx_code_stdin(struct msx_code *c)
+{
+	size_t len = 0;
+	ssize_t n = 1;
+
+	c->buf = malloc(MSX_CODE_MAX + 1);
+	if (!c->buf)
+		return "out of memory";
+	while (n && len <= MSX_CODE_MAX) {
+		n = read(STDIN_FILENO, c->buf + len, MSX_CODE_MAX + 1 - len);
+		if (n < 0 && errno != EINTR)
+			return strerror(errno);
+		len += n > 0 ? (size_t)n : 0;
+	}
+	if (len > MSX_CODE_MAX)
+		return "more than 1024 KiB of code on stdin";
+	c->text = c->buf;
+	c->len = len;
+	return NULL;
+}
+
+/*
+ * With --code: the image must have a runtime (said before anything boots),
+ * and the code is read.  0, or MSX_EXIT_OWN_ERROR with the line printed.
+ */
+static int msx_code_prepare(const struct msx_args *a, struct msx_code *c)
+{
+	const char *why;
+	msvmm_error err;
+
+	memset(c, 0, sizeof(*c));
+	if (!a->code)
+		return 0;
+	if (msvmm_image_has_runtime(NULL, a->image, NULL, &err) < 0) {
+		fprintf(stderr, "msx: --code: %s\n", err.message);
+		return MSX_EXIT_OWN_ERROR;
+	}
+	if (strcmp(a->code, "-")) {
+		c->text = a->code;
+		c->len = strlen(a->code);
+		return 0;
+	}
+	why = msx_code_stdin(c);
+	if (why) {
+		fprintf(stderr, "msx: --code -: %s\n", why);
+		return MSX_EXIT_OWN_ERROR;
+	}
+	return 0;
+}
+
+static int msx_exec(const struct msx_args *a, const struct msx_code *code, msvmm_sandbox *sb,
+		    struct msx_signals *sigs, msvmm_result *res, msvmm_error *err)
 {
 	struct msx_term term = { .fd = -1 };
 	msvmm_exec_opts o;
@@ -240,7 +306,10 @@ static int msx_exec(const struct msx_args *a, msvmm_sandbox *sb, struct msx_sign
 	int rc;
 
 	msx_exec_opts(a, &o);
-	rc = msvmm_exec_start(sb, &o, &ex, err);
+	if (code->text)
+		rc = msvmm_run_code_start(sb, NULL, code->text, code->len, &o, &ex, err);
+	else
+		rc = msvmm_exec_start(sb, &o, &ex, err);
 	if (rc) {
 		msx_set_phase(sigs, MSX_STOPPING, NULL);
 		return rc;
@@ -257,7 +326,8 @@ static int msx_exec(const struct msx_args *a, msvmm_sandbox *sb, struct msx_sign
 	return rc;
 }
 
-static int msx_run(const struct msx_args *a, msvmm_config *cfg, struct msx_signals *sigs, uint64_t t_main)
+static int msx_run(const struct msx_args *a, const struct msx_code *code, msvmm_config *cfg,
+		   struct msx_signals *sigs, uint64_t t_main)
 {
 	msvmm_result res = { 0 }, boot;
 	uint64_t t_create = now_ns(), t_exec, t_done;
@@ -271,7 +341,7 @@ static int msx_run(const struct msx_args *a, msvmm_config *cfg, struct msx_signa
 		return MSX_EXIT_OWN_ERROR;
 	}
 	t_exec = now_ns();
-	rc = msx_exec(a, sb, sigs, &res, &err);
+	rc = msx_exec(a, code, sb, sigs, &res, &err);
 	t_done = now_ns();
 	/* 124 only for the command's own timeout, not for msx's (a guest that does not answer). */
 	status = res.timed_out ? MSX_EXIT_TIMEOUT : rc ? MSX_EXIT_OWN_ERROR : res.status;
@@ -298,6 +368,7 @@ int main(int argc, char **argv)
 	uint64_t t_main = now_ns();
 	struct msx_args a;
 	struct msx_signals sigs = { .phase = MSX_BOOTING, .ex = NULL, .tty_fd = -1 };
+	struct msx_code code;
 	char errbuf[256];
 	const char *what;
 	msvmm_config *cfg;
@@ -330,18 +401,25 @@ int main(int argc, char **argv)
 		return MSX_EXIT_OWN_ERROR;
 	}
 	pthread_detach(st);
+	rc = msx_code_prepare(&a, &code);
+	if (rc) {
+		free(code.buf);
+		return rc;
+	}
 	cfg = msvmm_config_new();
 	if (!cfg) {
 		fprintf(stderr, "msx: out of memory\n");
+		free(code.buf);
 		return MSX_EXIT_OWN_ERROR;
 	}
 	rc = msx_config(&a, cfg, &what);
 	if (rc) {
 		fprintf(stderr, "msx: %s: %s\n", what, msvmm_strerror(-rc));
-		msvmm_config_free(cfg);
-		return MSX_EXIT_OWN_ERROR;
+		rc = MSX_EXIT_OWN_ERROR;
+	} else {
+		rc = msx_run(&a, &code, cfg, &sigs, t_main);
 	}
-	rc = msx_run(&a, cfg, &sigs, t_main);
 	msvmm_config_free(cfg);
+	free(code.buf);
 	return rc;
 }

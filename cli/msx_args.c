@@ -98,6 +98,10 @@ static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *e
 		a->timings = 1;
 	} else if (opt_match(arg, NULL, "--no-snapshot", &eq)) {
 		a->no_snapshot = 1;
+	} else if (opt_match(arg, NULL, "--code", &eq)) {
+		if (!(v = opt_value(argc, argv, i, eq)))
+			return FAIL("--code needs the code, or - to read it from stdin");
+		a->code = v;
 	} else if (opt_match(arg, NULL, "--profile", &eq)) {
 		a->profile_hz = MSX_DEFAULT_PROFILE_HZ;
 		if (eq && (parse_uint(eq + 1, 100000, &n) || !n))
@@ -150,8 +154,21 @@ static int msx_option(int argc, char **argv, int *i, struct msx_args *a, char *e
 	return 0;
 }
 
+/* --code runs in the image's shared interpreter: no command, and nothing a command alone can have. */
+static int msx_code_check(const struct msx_args *a, char *errbuf, size_t errlen)
+{
+	if (!a->code)
+		return MSX_PARSE_OK;
+	if (a->cmd)
+		return FAIL("--code and a COMMAND ('%s') do not go together", a->cmd[0]);
+	if (a->interactive || a->tty || a->user)
+		return FAIL("--code takes no -i, -t or -u (the interpreter runs as root, its stdin is /dev/null)");
+	return MSX_PARSE_OK;
+}
+
 int msx_parse_args(int argc, char **argv, struct msx_args *a, char *errbuf, size_t errlen)
 {
+	const char *eq;
 	int i;
 
 	memset(a, 0, sizeof(*a));
@@ -169,8 +186,14 @@ int msx_parse_args(int argc, char **argv, struct msx_args *a, char *errbuf, size
 	if (i >= argc)
 		return FAIL("no image given (usage: msx [OPTIONS] IMAGE [--] [COMMAND [ARG...]])");
 	a->image = argv[i++];
+	/* "IMAGE --code CODE" reads best: right after the image, --code is still msx's. */
+	if (i < argc && opt_match(argv[i], NULL, "--code", &eq)) {
+		if (msx_option(argc, argv, &i, a, errbuf, errlen))
+			return MSX_PARSE_ERROR;
+		i++;
+	}
 	if (i < argc && !strcmp(argv[i], "--"))
 		i++;
 	a->cmd = i < argc ? &argv[i] : NULL;
-	return MSX_PARSE_OK;
+	return msx_code_check(a, errbuf, errlen);
 }

@@ -33,6 +33,7 @@ struct msx_args {
 	int interactive, tty;    /* -i: forward stdin; -t: a pty */
 	int console, timings, help, version;
 	int no_snapshot;         /* --no-snapshot: always boot cold */
+	const char *code;        /* --code: code for the image's runtime ("-": read stdin); NULL: a command */
 };
 
 enum msx_parse { MSX_PARSE_OK = 0, MSX_PARSE_ERROR = -1 };

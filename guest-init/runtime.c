@@ -26,8 +26,8 @@
  * 64 KiB, for the next call.
  *
  * The driver is a program in the runtime's language, given to the
- * interpreter as text (python3 -c DRIVER): it reads code blocks, runs them
- * in one namespace and writes DONE(status).  Adding a runtime is a table
+ * interpreter as text (python3 -c DRIVER): it unblocks SIGINT, reads code
+ * blocks, runs them in one namespace and writes DONE(status).  Adding a runtime is a table
  * entry and a driver (runtime_python.py says what a driver does).
  */
 #include "runtime.h"
@@ -297,8 +297,11 @@ static void close_all(void)
 /*
  * The interpreter: its own session and group (signals for the call go to
  * the group), stdin /dev/null (the keeper's fd 0), 1 and 2 its output
- * FIFOs, 3 the code FIFO, 4 the status FIFO, then the driver.  A failure
- * before the exec goes to the keeper through fail_fd.
+ * FIFOs, 3 the code FIFO, 4 the status FIFO, then the driver.  SIGINT
+ * stays blocked across the exec: the driver unblocks it once its handler
+ * is in place, so a timeout that comes while the interpreter starts up
+ * interrupts the first block instead of killing the interpreter.  A
+ * failure before the exec goes to the keeper through fail_fd.
  */
 static void __attribute__((noreturn)) interp_exec(const struct runtime_call *c, const char *program,
 						  char *const *env, const char *workdir, int status_fd,
@@ -309,7 +312,7 @@ static void __attribute__((noreturn)) interp_exec(const struct runtime_call *c, 
 	char path[PATH_SIZE];
 	int fds[5] = { -1, -1, -1, -1, -1 };
 	uint32_t why = STEP_SETUP << 16;
-	sigset_t none;
+	sigset_t sigint;
 
 	setsid();
 	/* It dies with its keeper, so that its end is always reported. */
@@ -330,8 +333,9 @@ static void __attribute__((noreturn)) interp_exec(const struct runtime_call *c, 
 	why = STEP_CHDIR << 16;
 	if (chdir(workdir ? workdir : "/") < 0)
 		goto fail;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigemptyset(&sigint);
+	sigaddset(&sigint, SIGINT);
+	sigprocmask(SIG_SETMASK, &sigint, NULL);
 	why = STEP_EXEC << 16;
 	execve(program, argv, env);
 fail:
@@ -498,18 +502,18 @@ static int runtime_streams(const struct runtime_call *c, struct runtime_fds *fds
 const char *runtime_attach(struct runtime_call *c, const char *program, char *const *env,
 			   const char *workdir, struct runtime_fds *fds, char *notice, size_t len)
 {
-	int live = runtime_live(c), had_one = c->pid > 0;
+	int live = runtime_live(c), had_one = c->pid > 0, busy = live && file_has(c, "busy");
 	const char *name = c->def->name, *why;
 
 	notice[0] = '\0';
 	fds->code = fds->out = fds->err = -1;
-	if (live && !file_has(c, "busy") && runtime_streams(c, fds) == 0)
+	if (live && !busy && runtime_streams(c, fds) == 0)
 		goto ready;
 	if (live) {
 		/* A session died with its call running: what the interpreter holds now is anyone's guess. */
 		runtime_kill(c);
-		snprintf(notice, len, "msvmm: the %s runtime was left busy by a call that lost its connection: "
-			 "it was restarted, its state is lost\n", name);
+		snprintf(notice, len, "msvmm: the %s runtime %s: it was restarted, its state is lost\n", name,
+			 busy ? "was left busy by a call that lost its connection" : "could not be reached");
 	} else if (had_one) {
 		snprintf(notice, len, "msvmm: the %s runtime had ended since the previous call: a new one was "
 			 "started, its state is lost\n", name);

@@ -13,17 +13,24 @@
 #
 # Status: 0; 1 for an uncaught exception (its traceback on stderr, without
 # the driver's own frames); n for SystemExit(n), after which the namespace
-# lives on; 0x100 | SIGINT for KeyboardInterrupt.  SIGINT interrupts a
-# running block only: between blocks it is ignored, so a late one (a
-# timeout that raced the block's end) cannot kill the driver or hit the
-# next block.  A block whose last statement is an expression prints its
-# value as the interactive interpreter does (sys.displayhook).
+# lives on; 0x100 | SIGINT for KeyboardInterrupt.  A block whose last
+# statement is an expression prints its value as the interactive
+# interpreter does (sys.displayhook).
+#
+# SIGINT interrupts the running block.  Between blocks it is kept for the
+# next block only if that block is already on its way (being read, or
+# waiting on fd 3): the timeout of a call that came just before its code
+# started.  Otherwise it is a late one (a timeout that raced its block's
+# end) and is ignored, so that it neither kills the driver nor hits the
+# next call.  The interpreter starts with SIGINT blocked: one sent while
+# python starts up waits, and is for the first block.
 
 
 def _msvmm_driver():
     import ast
     import linecache
     import os
+    import select
     import signal
     import sys
     import traceback
@@ -33,11 +40,15 @@ def _msvmm_driver():
     ns = sys.modules['__main__'].__dict__
     # The user's namespace starts as a fresh interpreter's would.
     del ns['_msvmm_driver']
-    running = [False]
+    running = [False]   # a block's code runs
+    reading = [False]   # a block's header has been read, its source not yet run
+    pending = [False]   # a SIGINT for the next block to run
 
     def on_sigint(signum, frame):
         if running[0]:
             raise KeyboardInterrupt
+        if reading[0] or select.select([code_fd], [], [], 0)[0]:
+            pending[0] = True
 
     def read_exact(n):
         buf = bytearray()
@@ -83,8 +94,11 @@ def _msvmm_driver():
             traceback.print_exception(type(e), e, None)
             return 1
         try:
-            running[0] = True
+            running[0], reading[0] = True, False
             try:
+                if pending[0]:
+                    pending[0] = False
+                    raise KeyboardInterrupt
                 exec(body, ns)
                 if last is not None:
                     sys.displayhook(eval(last, ns))
@@ -110,14 +124,21 @@ def _msvmm_driver():
     os.set_inheritable(code_fd, False)
     os.set_inheritable(status_fd, False)
     signal.signal(signal.SIGINT, on_sigint)
+    if signal.SIGINT in signal.sigpending():
+        signal.sigwait({signal.SIGINT})
+        pending[0] = True
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # stdout is a FIFO: without this, prints would arrive only at the block's end.
     sys.stdout.reconfigure(line_buffering=True)
     sys.argv = ['']
     n = 0
     while True:
         length = int.from_bytes(read_exact(4), 'little')
+        reading[0] = True
         n += 1
         status = run(read_exact(length), '<code-%d>' % n)
+        # A SIGINT that came for this block is spent with it.
+        reading[0] = pending[0] = False
         flush()
         os.write(status_fd, (0).to_bytes(4, 'little') + status.to_bytes(4, 'little'))
 

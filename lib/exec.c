@@ -833,9 +833,12 @@ static int exec_timeout_error(const struct msvmm_exec *ex, const msvmm_result *r
 
 	if (!ex->code)
 		return err_set(err, MSVMM_ETIMEDOUT, "the command did not finish within %llu ms and was killed", ms);
-	if (res->runtime_ended)
+	if (res->runtime_ended && res->term_signal == SIGKILL)
 		return err_set(err, MSVMM_ETIMEDOUT, "the code did not finish within %llu ms and did not stop on SIGINT: "
 			       "its runtime was killed, its state is lost", ms);
+	if (res->runtime_ended)
+		return err_set(err, MSVMM_ETIMEDOUT, "the code did not finish within %llu ms; its runtime ended when "
+			       "interrupted, its state is lost", ms);
 	return err_set(err, MSVMM_ETIMEDOUT, "the code did not finish within %llu ms and was interrupted "
 		       "(KeyboardInterrupt); the runtime keeps its state", ms);
 }

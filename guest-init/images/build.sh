@@ -11,7 +11,8 @@
 #                          lower layer of the guest's overlay root
 #          scratch.ext4    empty, sparse 2 GiB writable layer: the VMM gives
 #                          each sandbox its own copy of this template
-# Each also gets an image.conf (name, files, default command).
+# Each also gets an image.conf (name, files, default command; python's also
+# its run-code runtime).
 #
 # Images are cached by content (this script, the init binary, and busybox or
 # the package list; the python disks by this script and the package list
@@ -372,7 +373,8 @@ python_image() {
 	install_file "$init" "$dest" initramfs.cpio
 	install_file "$root" "$dest" rootfs.ext4
 	install_file "$root" "$dest" scratch.ext4
-	install_conf "$dest" $'name=python\ninitramfs=initramfs.cpio\nrootfs=rootfs.ext4\nscratch=scratch.ext4\ndefault_cmd=/usr/bin/python3\n'
+	# runtime=: the interpreter run-code calls use (msx python --code ...).
+	install_conf "$dest" $'name=python\ninitramfs=initramfs.cpio\nrootfs=rootfs.ext4\nscratch=scratch.ext4\ndefault_cmd=/usr/bin/python3\nruntime=python:/usr/bin/python3\n'
 }
 
 for name in "${images[@]}"; do

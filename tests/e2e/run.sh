@@ -62,6 +62,9 @@ if grep -q "no-such-image" "$WORK/err"; then ok "missing image message"; else no
 printf 'not a cpio' >"$WORK/bad.cpio"
 expect "corrupt image gives 125" 125 - -- "$WORK/bad.cpio" -- true
 expect "bad option gives 125" 125 - -- --memory lots busybox -- true
+# --code needs an image that names a runtime: said before anything boots.
+expect "--code on busybox gives 125" 125 - -- busybox --code 'print(1)'
+if grep -q "image 'busybox' has no runtime" "$WORK/err" && [ "$(wc -l <"$WORK/err")" = 1 ]; then ok "--code on busybox message"; else nok "--code on busybox message" "$(cat "$WORK/err")"; fi
 
 expect "--help exits 0" 0 - -- --help
 if grep -q -- "--interactive" "$WORK/out"; then ok "--help lists -i"; else nok "--help lists -i" "no --interactive"; fi
@@ -190,6 +193,16 @@ if [ -f "$PYIMG/rootfs.ext4" ]; then
 	expect "python: the file is gone in the next sandbox" 1 - -- python -- sh -c 'test -e /root/state.txt'
 	if [ "$base_sum" = "$(sha256sum <"$PYIMG/rootfs.ext4")" ]; then ok "python: base image unchanged"; else nok "python: base image unchanged" "hash changed"; fi
 	expect "python: default command with empty stdin" 0 - -- python
+	# Run-code: the image's runtime, a python3 the guest keeps running.
+	expect "python --code prints 42" 0 "$WORK/42.txt" -- python --code 'print(6*7)'
+	printf 'x = 6\nprint(x * 7)\n' >"$WORK/code.py"
+	EXPECT_STDIN=$WORK/code.py expect "python --code - reads stdin" 0 "$WORK/42.txt" -- python --code -
+	expect "python --code: an expression last prints its value" 0 "$WORK/42.txt" -- python --code '6*7'
+	expect "python --code: exception gives 1" 1 /dev/null -- python --code 'raise ValueError("boom")'
+	if grep -q "^Traceback (most recent call last):" "$WORK/err" && grep -q "^ValueError: boom$" "$WORK/err"; then ok "python --code: traceback on stderr"; else nok "python --code: traceback on stderr" "$(cat "$WORK/err")"; fi
+	expect "python --code: SystemExit(7) gives 7" 7 - -- python --code 'import sys; sys.exit(7)'
+	expect "python --code: --timeout gives 124" 124 - -- --timeout 2 python --code 'while True: pass'
+	if grep -q "KeyboardInterrupt" "$WORK/err"; then ok "python --code: timeout interrupts"; else nok "python --code: timeout interrupts" "$(cat "$WORK/err")"; fi
 	# The python image restored: its scratch disk comes from the snapshot.
 	expect "python: restored prints 42" 0 "$WORK/42.txt" -- --timings python -- python3 -c 'print(6*7)'
 	if grep -q "restored from snapshot" "$WORK/err"; then ok "python: restored from its snapshot"; else nok "python: restored from its snapshot" "no restore"; fi

@@ -347,6 +347,38 @@ START_TEST(test_interactive_tty_user)
 }
 END_TEST
 
+/* --code: before the image like any option, or right after it; never with a command. */
+START_TEST(test_code)
+{
+	ck_assert_int_eq(PARSE("python", "--code", "print(6*7)"), MSX_PARSE_OK);
+	ck_assert_str_eq(a.image, "python");
+	ck_assert_str_eq(a.code, "print(6*7)");
+	ck_assert_ptr_null(a.cmd);
+	ck_assert_int_eq(PARSE("--timeout", "5", "--code=-", "python"), MSX_PARSE_OK);
+	ck_assert_str_eq(a.code, "-");
+	ck_assert_uint_eq(a.timeout_ms, 5000);
+	ck_assert_int_eq(PARSE("python", "--code="), MSX_PARSE_OK);
+	ck_assert_str_eq(a.code, "");
+	ck_assert_int_eq(PARSE("python", "--code", "x", "--"), MSX_PARSE_OK);
+	ck_assert_ptr_null(a.cmd);
+	/* Only right after the image: further on it is the command's word. */
+	ck_assert_int_eq(PARSE("busybox", "echo", "--code", "x"), MSX_PARSE_OK);
+	ck_assert_ptr_null(a.code);
+	ck_assert_str_eq(a.cmd[1], "--code");
+	ck_assert_int_eq(PARSE("python", "--code"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("--code needs the code");
+	ck_assert_int_eq(PARSE("python", "--code", "x", "ls"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("--code and a COMMAND ('ls') do not go together");
+	ck_assert_int_eq(PARSE("--code", "x", "python", "--", "ls"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("do not go together");
+	ck_assert_int_eq(PARSE("-i", "python", "--code", "x"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("--code takes no -i, -t or -u");
+	ck_assert_int_eq(PARSE("-t", "python", "--code", "x"), MSX_PARSE_ERROR);
+	ck_assert_int_eq(PARSE("-u", "nobody", "python", "--code", "x"), MSX_PARSE_ERROR);
+	ck_assert_errbuf("--code takes no -i, -t or -u");
+}
+END_TEST
+
 START_TEST(test_state_reset_between_calls)
 {
 	ck_assert_int_eq(PARSE("-m", "64", "-e", "A=1", "img", "x"), MSX_PARSE_OK);
@@ -392,6 +424,7 @@ static Suite *msx_args_suite(void)
 	tcase_add_test(tc, test_profile);
 	tcase_add_test(tc, test_string_options);
 	tcase_add_test(tc, test_interactive_tty_user);
+	tcase_add_test(tc, test_code);
 	tcase_add_test(tc, test_state_reset_between_calls);
 	tcase_add_test(tc, test_small_errbuf_truncates_safely);
 	suite_add_tcase(s, tc);

@@ -403,6 +403,48 @@ START_TEST(test_timeout_interrupts)
 }
 END_TEST
 
+/* A deadline that passes while the interpreter is still starting interrupts the first block, not python. */
+START_TEST(test_timeout_while_starting)
+{
+	msvmm_exec_opts o;
+	struct call c;
+	pid_t pid;
+
+	msvmm_exec_opts_init(&o);
+	o.timeout_ms = 1;
+	ck_assert_int_eq(run_opts(&c, "while True:\n    pass\n", &o), -MSVMM_ETIMEDOUT);
+	ck_assert_msg(c.res.signaled && c.res.term_signal == SIGINT && !c.res.runtime_ended, "status %d, stderr %s",
+		      c.res.status, str(&c.out.e));
+	ck_assert_msg(strstr(str(&c.out.e), "KeyboardInterrupt"), "stderr: %s", str(&c.out.e));
+	call_free(&c);
+	pid = interp_pid(root);
+	run_ok("print('up')", "up\n", "");
+	ck_assert_int_eq(interp_pid(root), pid);
+}
+END_TEST
+
+/*
+ * Deadlines that race the code's end: whichever wins, the interrupt is
+ * spent on its own call, never on the next one.
+ */
+START_TEST(test_timeout_races_end)
+{
+	msvmm_exec_opts o;
+	struct call c;
+
+	run_ok("import time", "", "");
+	msvmm_exec_opts_init(&o);
+	for (int i = 0; i < 20; i++) {
+		o.timeout_ms = 20 + (uint64_t)(i % 5);
+		run_opts(&c, "time.sleep(0.02)", &o);
+		ck_assert_msg(c.res.status == 0 || c.res.status == 130, "status %d", c.res.status);
+		ck_assert_int_eq(c.res.runtime_ended, 0);
+		call_free(&c);
+		run_ok("print('next')", "next\n", "");
+	}
+}
+END_TEST
+
 /* Code that ignores SIGINT is killed with its interpreter after the grace period: state lost, said so. */
 START_TEST(test_timeout_kills_stubborn_code)
 {
@@ -747,6 +789,8 @@ static Suite *runcode_suite(void)
 	tcase_add_test(state, test_env_and_workdir);
 
 	tcase_add_test(stop, test_timeout_interrupts);
+	tcase_add_test(stop, test_timeout_while_starting);
+	tcase_add_test(stop, test_timeout_races_end);
 	tcase_add_test(stop, test_timeout_kills_stubborn_code);
 	tcase_add_test(stop, test_signal_interrupts);
 	tcase_add_test(stop, test_interpreter_exits);
