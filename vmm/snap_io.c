@@ -57,6 +57,14 @@ void snap_put_u16(struct snap_w *w, uint16_t v) { snap_put_le(w, v, 2); }
 void snap_put_u32(struct snap_w *w, uint32_t v) { snap_put_le(w, v, 4); }
 void snap_put_u64(struct snap_w *w, uint64_t v) { snap_put_le(w, v, 8); }
 
+void snap_patch_u32(struct snap_w *w, size_t at, uint32_t v)
+{
+	if (w->err || at > w->len || w->len - at < 4)
+		return;
+	for (unsigned int i = 0; i < 4; i++)
+		w->buf[at + i] = (uint8_t)(v >> (8 * i));
+}
+
 void snap_r_init(struct snap_r *r, const void *buf, size_t len)
 {
 	r->buf = buf;

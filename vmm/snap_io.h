@@ -33,6 +33,8 @@ void snap_put_u8(struct snap_w *w, uint8_t v);
 void snap_put_u16(struct snap_w *w, uint16_t v);
 void snap_put_u32(struct snap_w *w, uint32_t v);
 void snap_put_u64(struct snap_w *w, uint64_t v);
+/* Overwrite the u32 written at offset 'at' (a length or count known only later). */
+void snap_patch_u32(struct snap_w *w, size_t at, uint32_t v);
 
 void snap_r_init(struct snap_r *r, const void *buf, size_t len);
 /* Copies n bytes to p (zeros once err is set). */

@@ -49,12 +49,7 @@ static void snap_section_begin(struct snap_w *w, uint32_t tag, size_t *at)
 
 static void snap_section_end(struct snap_w *w, size_t at)
 {
-	uint32_t len = (uint32_t)(w->len - at - 4);
-
-	if (w->err)
-		return;
-	for (unsigned int i = 0; i < 4; i++)
-		w->buf[at + i] = (uint8_t)(len >> (8 * i));
+	snap_patch_u32(w, at, (uint32_t)(w->len - at - 4));
 }
 
 static void snap_put_blob(struct snap_w *w, const void *p, uint32_t n)
@@ -91,9 +86,7 @@ static int snap_vcpu_msrs(struct machine *m, struct vcpu *v, struct snap_w *w)
 		snap_put_u64(w, one.e[0].data);
 		n++;
 	}
-	if (!w->err)
-		for (unsigned int i = 0; i < 4; i++)
-			w->buf[count_at + i] = (uint8_t)(n >> (8 * i));
+	snap_patch_u32(w, count_at, n);
 	return 0;
 }
 

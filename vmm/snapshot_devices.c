@@ -30,11 +30,7 @@ static void snap_dev_begin(struct snap_w *w, enum snap_dev_kind kind, size_t *at
 
 static void snap_dev_end(struct snap_w *w, size_t at)
 {
-	uint32_t len = (uint32_t)(w->len - at - 4);
-
-	if (!w->err)
-		for (unsigned int i = 0; i < 4; i++)
-			w->buf[at + i] = (uint8_t)(len >> (8 * i));
+	snap_patch_u32(w, at, (uint32_t)(w->len - at - 4));
 }
 
 static enum snap_dev_kind snap_slot_kind(const struct machine *m, const struct virtio_slot *s)
