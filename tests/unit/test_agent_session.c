@@ -147,32 +147,6 @@ static int sess_wait_agent(struct sess *s)
 	return WEXITSTATUS(st);
 }
 
-/* Dead: gone, or a zombie waiting for a reaper that is not the agent. */
-static int proc_gone(pid_t pid)
-{
-	char path[64], stat[256];
-	FILE *f;
-
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return 1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 1;
-	stat[0] = '\0';
-	if (!fgets(stat, sizeof(stat), f))
-		stat[0] = '\0';
-	fclose(f);
-	return strstr(stat, ") Z ") != NULL;
-}
-
-static void assert_gone(pid_t pid)
-{
-	for (int i = 0; i < 500 && !proc_gone(pid); i++)
-		usleep(10000);
-	ck_assert_msg(proc_gone(pid), "process %d still runs", (int)pid);
-}
-
 /* --- frames ----------------------------------------------------------------- */
 
 static void on_frame(struct sess *s, const struct agent_hdr *h, const uint8_t *p)
@@ -484,7 +458,7 @@ static void sess_done(struct sess *s)
 	ck_assert_msg(s->out.eof && s->err.eof, "a stream was not ended before EXIT");
 	sess_read_to_close(s);
 	ck_assert_int_eq(sess_wait_agent(s), AGENT_END_EXIT);
-	assert_gone(s->cmd);
+	tu_assert_gone(s->cmd, 5000);
 }
 
 /* Run a command without stdin to its end. */
@@ -602,7 +576,7 @@ START_TEST(test_signal_group)
 	sess_finish(&s, NULL, 0, 0);
 	sess_done(&s);
 	ck_assert_uint_eq(s.status, AGENT_EXIT_SIGNALED | SIGKILL);
-	assert_gone(bg);
+	tu_assert_gone(bg, 5000);
 	sess_free(&s);
 }
 END_TEST
@@ -1031,7 +1005,7 @@ START_TEST(test_hangup_kills_command)
 	close(s.fd);
 	s.fd = -1;
 	ck_assert_int_eq(sess_wait_agent(&s), AGENT_END_HANGUP);
-	assert_gone(s.cmd);
+	tu_assert_gone(s.cmd, 5000);
 	sess_free(&s);
 }
 END_TEST
@@ -1049,7 +1023,7 @@ START_TEST(test_hangup_with_stdin_backlog)
 	close(s.fd);
 	s.fd = -1;
 	ck_assert_int_eq(sess_wait_agent(&s), AGENT_END_HANGUP);
-	assert_gone(s.cmd);
+	tu_assert_gone(s.cmd, 5000);
 	free(in);
 	sess_free(&s);
 }
@@ -1088,7 +1062,7 @@ START_TEST(test_stdin_beyond_window)
 	ck_assert_msg(strstr(s.error_msg, "stdin beyond the window"), "error: %s", s.error_msg);
 	ck_assert_uint_eq(s.exited, 0);
 	ck_assert_int_eq(sess_wait_agent(&s), AGENT_END_ERROR);
-	assert_gone(s.cmd);
+	tu_assert_gone(s.cmd, 5000);
 	free(b.p);
 	free(in);
 	sess_free(&s);
@@ -1152,7 +1126,7 @@ START_TEST(test_bad_frame_kills_command)
 		ck_assert_uint_eq(s.error_code, i == 0 ? AGENT_ERR_FRAME : AGENT_ERR_REQUEST);
 		ck_assert_uint_eq(s.exited, 0);
 		ck_assert_int_eq(sess_wait_agent(&s), AGENT_END_ERROR);
-		assert_gone(s.cmd);
+		tu_assert_gone(s.cmd, 5000);
 		sess_free(&s);
 	}
 }
@@ -1367,7 +1341,7 @@ START_TEST(test_serve_concurrent)
 	for (int i = 0; i < 2; i++) {
 		ck_assert(s[i].exited);
 		ck_assert_uint_eq(s[i].status, 0);
-		assert_gone(s[i].cmd);
+		tu_assert_gone(s[i].cmd, 5000);
 		free(p[i].p);
 		sess_free(&s[i]);
 	}

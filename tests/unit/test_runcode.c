@@ -96,30 +96,6 @@ static void base_setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(base));
 }
 
-static int proc_gone(pid_t pid)
-{
-	char path[64], stat[256] = "";
-	FILE *f;
-
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return 1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 1;
-	if (!fgets(stat, sizeof(stat), f))
-		stat[0] = '\0';
-	fclose(f);
-	return strstr(stat, ") Z ") != NULL;
-}
-
-static void assert_gone(pid_t pid)
-{
-	for (int i = 0; i < 500 && !proc_gone(pid); i++)
-		usleep(10000);
-	ck_assert_msg(proc_gone(pid), "process %d still runs", (int)pid);
-}
-
 /* The python interpreter of a root, from the runtime's pid file; -1 when there is none. */
 static pid_t interp_pid(const char *r)
 {
@@ -149,7 +125,7 @@ static void root_kill(const char *r)
 
 	if (pid > 0) {
 		kill(-pid, SIGKILL);
-		assert_gone(pid);
+		tu_assert_gone(pid, 20000);
 	}
 }
 
@@ -466,7 +442,7 @@ START_TEST(test_timeout_kills_stubborn_code)
 	ck_assert_str_eq(str(&c.out.e), "msvmm: the python runtime ended (killed by signal 9): its state is lost, "
 					"the next call starts a new one\n");
 	call_free(&c);
-	assert_gone(pid);
+	tu_assert_gone(pid, 20000);
 	/* A new interpreter, with nothing of the old one's, and no second word about it. */
 	run_ok("print(globals().get('lost'))", "None\n", "");
 	ck_assert_int_ne(interp_pid(root), pid);
@@ -516,7 +492,7 @@ START_TEST(test_died_between_calls)
 	run_ok("q = 1", "", "");
 	pid = interp_pid(root);
 	kill(pid, SIGKILL);
-	assert_gone(pid);
+	tu_assert_gone(pid, 20000);
 	ck_assert_int_eq(run_opts(&c, "print(globals().get('q'))", NULL), 0);
 	ck_assert_int_eq(c.res.status, 0);
 	ck_assert_str_eq(str(&c.out.o), "None\n");
@@ -613,7 +589,7 @@ START_TEST(test_session_dies_mid_call)
 	ck_assert_str_eq(str(&c.out.e), "msvmm: the python runtime was left busy by a call that lost its "
 					"connection: it was restarted, its state is lost\n");
 	call_free(&c);
-	assert_gone(pid);
+	tu_assert_gone(pid, 20000);
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,32 @@ static inline void tu_guest_elf_path(const char *name, char *out, size_t len)
 		}
 	}
 	snprintf(out, len, "build/guests/%s.elf", name);
+}
+
+/* Dead: gone, or a zombie waiting for a reaper that is not the test. */
+static inline int tu_proc_gone(pid_t pid)
+{
+	char path[64], stat[256] = "";
+	FILE *f;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return 1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 1;
+	if (!fgets(stat, sizeof(stat), f))
+		stat[0] = '\0';
+	fclose(f);
+	return strstr(stat, ") Z ") != NULL;
+}
+
+/* Wait up to ms for pid to be dead, and assert it is. */
+static inline void tu_assert_gone(pid_t pid, unsigned int ms)
+{
+	for (unsigned int i = 0; i < ms / 10 && !tu_proc_gone(pid); i++)
+		usleep(10000);
+	ck_assert_msg(tu_proc_gone(pid), "process %d still runs", (int)pid);
 }
 
 /* Run one suite; the process exit status says whether every test passed. */
