@@ -10,7 +10,8 @@
  * header goes through agent_hdr_parse() before its payload is read, and no
  * buffer is sized from a length that has not been checked.  Memory is
  * bounded: one received frame (rx_buf), one outgoing frame (tx_buf) and the
- * stdin the command has not taken yet (inq_buf).  The host sends no more
+ * stdin the command has not taken yet (inq_buf), or for RUNCODE a copy of
+ * its request.  The host sends no more
  * stdin than AGENT_STDIN_WINDOW ahead of our STDIN_ACKs, and inq_buf holds
  * that much, so the agent never stops reading frames: a SIGNAL behind stdin
  * that the command does not read still arrives.
