@@ -19,6 +19,7 @@
 #include "config.h"
 #include "image.h"
 #include "sandbox.h"
+#include "virtio_vsock.h"
 #include "vm.h"
 
 #define SANDBOX_STOP_TIMEOUT_MS 10000
@@ -35,6 +36,8 @@ static void *sandbox_runner(void *p)
 /* Random bytes a restored guest's RNG is reseeded with, and how long that may take. */
 #define SANDBOX_SEED_BYTES 32
 #define SANDBOX_RESTORE_EXEC_MS 30000
+#define SANDBOX_RESTORE_TRIES 3
+#define SANDBOX_DRAIN_MS 2000
 #define SANDBOX_PY_RESEED "__import__('random').seed()"
 /* How long a machine that has ended may take to hand back its result. */
 #define SANDBOX_END_WAIT_MS 5000
@@ -129,6 +132,19 @@ static int sandbox_boot(struct msvmm_sandbox *sb, uint64_t timeout_ms, msvmm_err
 }
 
 /*
+ * A ready snapshot with no vsock connection needs no TRANSPORT_RESET when
+ * restored: wait (briefly) for the closing handshakes of the calls made so
+ * far to finish.
+ */
+static void sandbox_wait_no_conns(struct msvmm_sandbox *sb)
+{
+	struct machine *m = vm_machine(sb->vm);
+
+	for (int i = 0; i < SANDBOX_DRAIN_MS && m->vsock && virtio_vsock_nr_conns(m->vsock); i++)
+		usleep(1000);
+}
+
+/*
  * Every restore of a snapshot starts with its clock and random state: the
  * host's time and fresh random bytes go to guest-init --restored first.
  */
@@ -151,7 +167,13 @@ static int sandbox_after_restore(struct msvmm_sandbox *sb, msvmm_error *err)
 	msvmm_exec_opts_init(&o);
 	o.argv = argv;
 	o.timeout_ms = SANDBOX_RESTORE_EXEC_MS;
-	rc = msvmm_sandbox_exec(sb, &o, &res, err);
+	/* A TRANSPORT_RESET the guest handles late may reset the first connection: try again. */
+	for (int i = 0; i < SANDBOX_RESTORE_TRIES; i++) {
+		rc = msvmm_sandbox_exec(sb, &o, &res, err);
+		if (rc != -MSVMM_EIO && rc != -MSVMM_EGUEST)
+			break;
+		usleep(10000);
+	}
 	if (!rc && res.status != 0)
 		rc = err_set(err, MSVMM_EGUEST, "the restored guest could not take the host's clock and random seed "
 			     "(status %d)", res.status);
@@ -196,6 +218,7 @@ int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_erro
 	if (!rc && vm_snapshot_pending(sb->vm)) {
 		if (vm_image(sb->vm)->nr_runtimes)
 			(void)msvmm_sandbox_run_code(sb, NULL, "pass", 4, NULL, NULL, NULL);
+		sandbox_wait_no_conns(sb);
 		(void)vm_snapshot_save(sb->vm, vm_snapshot_pending(sb->vm), true, NULL);
 	}
 	if (!rc && vm_restored(sb->vm))
