@@ -356,8 +356,8 @@ static int vm_build_restored(struct msvmm_vm *vm, const msvmm_config *cfg, const
 		rc = snapshot_restore(&vm->m, sf, err);
 	if (rc)
 		return rc;
+	/* t_boot and t_ready: the control page's restore replays its boot and ready reports. */
 	vm->t_state_restored = machine_now_ns();
-	vm->m.t_boot = vm->m.t_ready = vm->t_state_restored;
 	/* The guest drops whatever connections it had when the snapshot was taken. */
 	if (vm->m.vsock_reset_owed)
 		virtio_vsock_transport_reset(vm->m.vsock);
