@@ -18,9 +18,12 @@ for t in "$dir"/test_*; do
 	--except:*" $(basename "$t") "*) continue ;;
 	esac
 	echo "== $(basename "$t") ($(basename "$dir"))"
-	out=$("$t" 2>&1)
+	t0=$SECONDS
+	# A stuck program must not stall the whole run (Check's own timeouts are per test).
+	out=$(timeout -k 10 "${UNIT_TIMEOUT_S:-1200}" "$t" 2>&1)
 	rc=$?
 	printf '%s\n' "$out"
+	echo "== $(basename "$t"): $((SECONDS - t0))s"
 	if [ $rc != 0 ]; then
 		echo "FAILED: $t"
 		fail=1

@@ -9,16 +9,55 @@ trap 'rm -rf "$WORK"' EXIT
 # msx keeps ready snapshots in $MSVMM_CACHE/snapshots: a fresh, private cache,
 # so the first busybox run below boots and saves one and later ones restore.
 export MSVMM_CACHE=$WORK/cache
+exec 3>&1 # the log, for what bounded() says about a stuck command
 pass=0
 fail=0
 skipped=0
 failed=()
 
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
+# Each line ends with the seconds since the last one and since the start, so a
+# slow or stuck step shows in a log's tail.
+last_t=$SECONDS
+took() { took="($((SECONDS - last_t))s, at ${SECONDS}s)"; last_t=$SECONDS; }
+ok() { pass=$((pass + 1)); took; echo "ok   $1 $took"; }
 nok() {
-	fail=$((fail + 1)); failed+=("$1"); echo "FAIL $1: $2"
+	fail=$((fail + 1)); failed+=("$1"); took; echo "FAIL $1: $2 $took"
 	[ -s "$WORK/err" ] && sed 's/^/     stderr: /' "$WORK/err" | tail -5
 	[ -s "$WORK/out" ] && sed 's/^/     stdout: /' "$WORK/out" | tail -5
+}
+
+# bounded SECONDS CMD...: CMD with a deadline.  One that runs past it is shown
+# before it is killed: its threads' stacks (gdb), its stderr's tail and the
+# kernel's last lines, since a stall is otherwise only a log that stops.
+bounded() {
+	local limit=$1 pid dog rc
+	shift
+	# In the background, as the foreground it was: the caller's stdin, SIGINT and SIGQUIT not ignored.
+	env --default-signal=INT,QUIT "$@" <&0 &
+	pid=$!
+	(
+		trap 'kill "$s" 2>/dev/null; exit 0' TERM
+		# Holds none of the caller's output open, should it outlive a kill.
+		sleep "$limit" </dev/null >/dev/null 2>&1 &
+		s=$!
+		wait "$s"
+		kill -0 "$pid" 2>/dev/null || exit 0
+		exec >&3 # the log, not the command's redirected stdout
+		echo "STUCK: $* ran past ${limit}s; its threads:"
+		command -v gdb >/dev/null && timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt 12' 2>/dev/null |
+			grep -E '^(Thread|#)' | head -80
+		tail -5 "$WORK/err" 2>/dev/null | sed 's/^/     stderr: /'
+		dmesg 2>/dev/null | tail -5 | sed 's/^/     dmesg: /'
+		kill -TERM "$pid" 2>/dev/null
+		sleep 10
+		kill -KILL "$pid" 2>/dev/null
+	) &
+	dog=$!
+	wait "$pid"
+	rc=$?
+	kill "$dog" 2>/dev/null
+	wait "$dog" 2>/dev/null
+	return $rc
 }
 
 # expect NAME STATUS STDOUT_FILE_OR_- -- MSX_ARGS...: run msx, compare status and stdout bytes.
@@ -26,7 +65,7 @@ nok() {
 expect() {
 	local name=$1 want=$2 want_out=$3
 	shift 4
-	timeout 900 "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" <"${EXPECT_STDIN:-/dev/null}"
+	bounded "${EXPECT_TIMEOUT_S:-300}" "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" <"${EXPECT_STDIN:-/dev/null}"
 	local got=$?
 	if [ "$got" != "$want" ]; then
 		nok "$name" "exit status $got, want $want"
@@ -142,13 +181,13 @@ snap=$(snaps | head -1)
 snap_sum=$(sha256sum <"$snap")
 # Two restores at once: each its own files, processes and random numbers.
 for i in 1 2; do
-	"$MSX" busybox -- sh -c "echo $i >/tmp/mine; sleep 1; cat /tmp/mine; head -c 16 /dev/urandom | od -An -tx1" \
+	bounded "${EXPECT_TIMEOUT_S:-300}" "$MSX" busybox -- sh -c "echo $i >/tmp/mine; sleep 1; cat /tmp/mine; head -c 16 /dev/urandom | od -An -tx1" \
 		>"$WORK/par$i" 2>"$WORK/parerr$i" </dev/null &
 done
 wait
 if [ "$(head -1 "$WORK/par1")" = 1 ] && [ "$(head -1 "$WORK/par2")" = 2 ]; then ok "snapshot: two restores keep their own files"; else nok "snapshot: two restores keep their own files" "$(cat "$WORK/par1" "$WORK/parerr1" "$WORK/par2")"; fi
 if [ -s "$WORK/par1" ] && [ "$(tail -1 "$WORK/par1")" != "$(tail -1 "$WORK/par2")" ]; then ok "snapshot: two restores draw different random numbers"; else nok "snapshot: two restores draw different random numbers" "$(tail -1 "$WORK/par1") = $(tail -1 "$WORK/par2")"; fi
-year=$("$MSX" busybox -- date +%Y 2>/dev/null)
+year=$(bounded "${EXPECT_TIMEOUT_S:-300}" "$MSX" busybox -- date +%Y 2>/dev/null)
 if [ "$year" = "$(date +%Y)" ]; then ok "snapshot: a restored guest has the current date"; else nok "snapshot: a restored guest has the current date" "guest says $year"; fi
 if [ "$snap_sum" = "$(sha256sum <"$snap")" ]; then ok "snapshot: restores leave the file unchanged"; else nok "snapshot: restores leave the file unchanged" "hash changed"; fi
 # A corrupt snapshot: msx boots instead (it allows that) and replaces it.
@@ -226,7 +265,7 @@ SH
 	expect "100 pipelines, no crash" 0 "$WORK/stress.txt" -- "$WORK/images/bbtest" -- sh -c "$(cat "$WORK/stress.sh")"
 	# Vector registers survive context switches between two processes for a minute.
 	vregs="vector registers: 2 processes x 60 s, 0 mismatches"
-	timeout 900 "$MSX" --timings "$WORK/images/bbtest" -- \
+	bounded 600 "$MSX" --timings "$WORK/images/bbtest" -- \
 		sh -c '/usr/bin/mstest vregs 60 & a=$!; /usr/bin/mstest vregs 60; b=$?; wait $a; exit $((b + $?))' \
 		>"$WORK/out" 2>"$WORK/err" </dev/null
 	got=$?
@@ -248,7 +287,7 @@ SH
 	if [ ! -x "$SANDBOX_TEST" ]; then
 		: >"$WORK/err"
 		nok "sandbox API tests" "$SANDBOX_TEST missing (make e2e builds it)"
-	elif TMPDIR=$WORK timeout 3600 "$SANDBOX_TEST" "$WORK/images/bbtest" "$B/share/msvmm" >"$WORK/err" 2>&1; then
+	elif TMPDIR=$WORK bounded 1200 "$SANDBOX_TEST" "$WORK/images/bbtest" "$B/share/msvmm" >"$WORK/err" 2>&1; then
 		ok "sandbox API tests ($(grep -c ':P:' "$WORK/err") passed)"
 	else
 		nok "sandbox API tests" "$(grep -E ':[FE]:|TIMEOUT' "$WORK/err" | head -5)"
@@ -257,7 +296,7 @@ SH
 	SNAPSHOT_TEST=$B/tests-e2e/snapshot
 	if [ ! -x "$SNAPSHOT_TEST" ]; then
 		nok "snapshot API tests" "$SNAPSHOT_TEST missing (make e2e builds it)"
-	elif TMPDIR=$WORK timeout 1800 "$SNAPSHOT_TEST" "$WORK/images/bbtest" "$B/share/msvmm" >"$WORK/err" 2>&1; then
+	elif TMPDIR=$WORK bounded 900 "$SNAPSHOT_TEST" "$WORK/images/bbtest" "$B/share/msvmm" >"$WORK/err" 2>&1; then
 		ok "snapshot API tests ($(grep -c ':P:' "$WORK/err") passed)"
 	else
 		nok "snapshot API tests" "$(grep -E ':[FE]:|TIMEOUT' "$WORK/err" | head -5)"
