@@ -19,7 +19,7 @@
 # ${MSVMM_CACHE:-~/.cache/msvmm}/nested/<hash of package version + this file>.
 #
 # Environment: NESTED_MEM_MIB (default 8192), NESTED_CPUS (default: nproc),
-# NESTED_TIMEOUT_S (default 3600).
+# NESTED_TIMEOUT_S (default 1800).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -100,11 +100,11 @@ grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm
 say "booting $KVER under TCG with SVM to run: $*"
 # QEMU runs in the background so that a signal to this script (a timeout
 # around it, Ctrl-C) takes the nested machine down too instead of orphaning it.
-timeout "${NESTED_TIMEOUT_S:-3600}" qemu-system-x86_64 \
+timeout "${NESTED_TIMEOUT_S:-1800}" qemu-system-x86_64 \
 	-accel tcg,thread=multi -cpu max -smp "${NESTED_CPUS:-$(nproc)}" -m "${NESTED_MEM_MIB:-8192}" \
 	-nodefaults -no-user-config -nographic -no-reboot -serial stdio -net none \
 	-kernel "$DEST/vmlinuz" -initrd "$DEST/initrd.gz" \
-	-append "console=ttyS0 loglevel=1 panic=-1 nested.job=$JOB" \
+	-append "console=ttyS0 loglevel=4 panic=-1 nested.job=$JOB" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
 	</dev/null > >(sed -u 's/\r$//') &
 QPID=$!
@@ -114,7 +114,7 @@ wait "$QPID"
 rc=$?
 set -e
 trap - INT TERM HUP
-[ "$rc" -eq 124 ] && die "the nested machine ran past ${NESTED_TIMEOUT_S:-3600} s"
+[ "$rc" -eq 124 ] && die "the nested machine ran past ${NESTED_TIMEOUT_S:-1800} s"
 [ "$rc" -eq 0 ] || die "qemu failed (status $rc)"
 [ -f "$JOB/rc" ] || die "the nested machine stopped before the command finished"
 exit "$(cat "$JOB/rc")"
