@@ -19,7 +19,8 @@
 # ${MSVMM_CACHE:-~/.cache/msvmm}/nested/<hash of package version + this file>.
 #
 # Environment: NESTED_MEM_MIB (default 8192), NESTED_CPUS (default: nproc),
-# NESTED_TIMEOUT_S (default 1800).
+# NESTED_TIMEOUT_S (default 1800, per try), NESTED_TRIES (default 2),
+# NESTED_TCG_THREAD (default single: one host thread runs every vCPU).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -97,23 +98,55 @@ trap 'rm -rf "$JOB"' EXIT
 } > "$JOB/cmd"
 
 grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm would be faster than nesting"
-say "booting $KVER under TCG with SVM to run: $*"
-# QEMU runs in the background so that a signal to this script (a timeout
-# around it, Ctrl-C) takes the nested machine down too instead of orphaning it.
-timeout "${NESTED_TIMEOUT_S:-1800}" qemu-system-x86_64 \
-	-accel tcg,thread=multi -cpu max -smp "${NESTED_CPUS:-$(nproc)}" -m "${NESTED_MEM_MIB:-8192}" \
-	-nodefaults -no-user-config -nographic -no-reboot -serial stdio -net none \
-	-kernel "$DEST/vmlinuz" -initrd "$DEST/initrd.gz" \
-	-append "console=ttyS0 loglevel=4 panic=-1 nested.job=$JOB" \
-	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
-	</dev/null > >(sed -u 's/\r$//') &
-QPID=$!
-trap 'kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
-set +e
-wait "$QPID"
-rc=$?
-set -e
-trap - INT TERM HUP
+
+# The emulated machine itself now and then locks up for good (its kernel
+# reports a soft lockup or an RCU stall on every CPU, QEMU spins): seen with
+# and without huge pages, never on the same step twice.  Such a run is
+# killed and the command run once more from the start (NESTED_TRIES, default
+# 2); a command that fails on its own is never rerun.
+STALL='watchdog: BUG: soft lockup|rcu: INFO: rcu_(preempt|sched) (self-)?detected stall'
+
+# One boot: 0 with the command's status in $JOB/rc, 124 past the limit,
+# 3 when the machine locked up, anything else when QEMU failed.
+boot_once() {
+	rm -f "$JOB/rc" "$JOB/stalled"
+	# QEMU runs in the background so that a signal to this script (a timeout
+	# around it, Ctrl-C) takes the nested machine down too instead of orphaning it.
+	timeout "${NESTED_TIMEOUT_S:-1800}" qemu-system-x86_64 \
+		-accel tcg,thread="${NESTED_TCG_THREAD:-single}" -cpu max -smp "${NESTED_CPUS:-$(nproc)}" -m "${NESTED_MEM_MIB:-8192}" \
+		-nodefaults -no-user-config -nographic -no-reboot -serial stdio -net none \
+		-kernel "$DEST/vmlinuz" -initrd "$DEST/initrd.gz" \
+		-append "console=ttyS0 loglevel=4 panic=-1 nested.job=$JOB" \
+		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
+		</dev/null > >(sed -u 's/\r$//' | while IFS= read -r line; do
+			printf '%s\n' "$line"
+			if [[ $line =~ $STALL ]] && [ ! -e "$JOB/stalled" ]; then
+				: >"$JOB/stalled"
+				pkill -f "nested.job=$JOB" 2>/dev/null
+			fi
+		done) &
+	QPID=$!
+	trap 'kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
+	local rc=0
+	wait "$QPID" || rc=$?
+	trap - INT TERM HUP
+	# The console reader may still be taking QEMU's last lines.
+	sleep 1
+	if [ -e "$JOB/stalled" ] && [ ! -f "$JOB/rc" ]; then
+		return 3
+	fi
+	return "$rc"
+}
+
+tries=${NESTED_TRIES:-2}
+for try in $(seq 1 "$tries"); do
+	say "booting $KVER under TCG with SVM to run: $* (try $try of $tries)"
+	rc=0
+	boot_once || rc=$?
+	[ "$rc" -eq 3 ] || break
+	say "the nested machine locked up (its kernel said so above); killed it"
+done
+[ "$rc" -eq 3 ] && die "the nested machine locked up on every try"
 [ "$rc" -eq 124 ] && die "the nested machine ran past ${NESTED_TIMEOUT_S:-1800} s"
 [ "$rc" -eq 0 ] || die "qemu failed (status $rc)"
 [ -f "$JOB/rc" ] || die "the nested machine stopped before the command finished"
