@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <x86intrin.h>
 #include <zlib.h>
 
 #include "snap_io.h"
@@ -414,6 +415,35 @@ static void snap_get_blob(struct snap_r *r, void *p, uint32_t n)
 	snap_get(r, p, n);
 }
 
+#define SNAP_MSR_IA32_TSC 0x10u
+
+/*
+ * The guest's TSC as it was when saved.  A host write of MSR_IA32_TSC is not
+ * enough: KVM (6.1 and others before the fix of user-set TSCs) takes a write
+ * within a second of the TSC it expects for an attempt to synchronise vCPUs
+ * and keeps the running offset, so a VM saved in its first second (every
+ * ready snapshot on hardware) restarted its TSC near 0, and the guest's clock
+ * stood still until the TSC caught up.  The offset is set directly where KVM
+ * has the attribute (Linux 5.16): guest TSC = host TSC + offset.
+ */
+static void snap_restore_tsc(struct vcpu *v, uint64_t tsc)
+{
+	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} one = { .hdr.nmsrs = 1, .e[0] = { .index = SNAP_MSR_IA32_TSC, .data = tsc } };
+	uint64_t off;
+
+	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &a) == 0) {
+		off = tsc - __rdtsc();
+		a.addr = (uint64_t)(uintptr_t)&off;
+		if (ioctl(v->fd, KVM_SET_DEVICE_ATTR, &a) == 0)
+			return;
+	}
+	(void)ioctl(v->fd, KVM_SET_MSRS, &one);
+}
+
 static int snap_restore_msrs(struct vcpu *v, struct snap_r *r)
 {
 	uint32_t n = snap_get_u32(r);
@@ -430,7 +460,9 @@ static int snap_restore_msrs(struct vcpu *v, struct snap_r *r)
 		one.e[0].index = snap_get_u32(r);
 		one.e[0].data = snap_get_u64(r);
 		/* A few read-only MSRs read back but refuse a write: they need no restoring. */
-		if (!r->err)
+		if (!r->err && one.e[0].index == SNAP_MSR_IA32_TSC)
+			snap_restore_tsc(v, one.e[0].data);
+		else if (!r->err)
 			(void)ioctl(v->fd, KVM_SET_MSRS, &one);
 	}
 	return r->err ? -EINVAL : 0;

@@ -18,6 +18,10 @@
  *                           connect to CID:PORT, send stdin and half-close
  *                           at its end, while copying what comes back to
  *                           stdout until EOF
+ *   mstest tsc-seconds      the TSC in seconds (its rate from the kernel
+ *                           command line's lpj= at HZ 100): a VM's TSC
+ *                           starts near 0, so this is about its uptime,
+ *                           also after a restore
  */
 #include <cpuid.h>
 #include <ctype.h>
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <x86intrin.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -351,8 +356,32 @@ static int cmd_vsock_cat(const char *cid_s, const char *port_s)
 	return rc;
 }
 
+/* lpj= is TSC ticks per jiffy (lib/vm.c), the guest kernel's HZ is 100. */
+static int cmd_tsc_seconds(void)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/cmdline", "r");
+	const char *p;
+	unsigned long long lpj;
+
+	if (!f || !fgets(line, sizeof(line), f)) {
+		fprintf(stderr, "mstest tsc-seconds: cannot read /proc/cmdline\n");
+		return 2;
+	}
+	fclose(f);
+	p = strstr(line, " lpj=");
+	if (!p || (lpj = strtoull(p + 5, NULL, 10)) == 0) {
+		fprintf(stderr, "mstest tsc-seconds: no lpj= on the command line\n");
+		return 2;
+	}
+	printf("%.3f\n", (double)__rdtsc() / ((double)lpj * 100.0));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "tsc-seconds"))
+		return cmd_tsc_seconds();
 	if (argc >= 2 && !strcmp(argv[1], "upper"))
 		return cmd_upper();
 	if (argc >= 3 && !strcmp(argv[1], "vregs"))
