@@ -56,7 +56,7 @@ $(BUILD)/bin/msx: $(BUILD)/obj/cli/msx.o $(BUILD)/obj/cli/msx_args.o $(BUILD)/li
 # guest-init: static PID 1 (with the vsock agent and the protocol codec it
 # shares with the library), and the host tool that packs initramfs images.
 GUEST_INIT_SRCS := guest-init/init.c guest-init/agent.c guest-init/runtime.c lib/agent_proto.c
-# A restored sandbox's clock and RNG (guest-init --restored).
+# A restored sandbox's clock and RNG (the agent's S record).
 GUEST_INIT_SRCS += guest-init/restored.c
 $(BUILD)/guest/init: $(GUEST_INIT_SRCS) guest-init/restored.h guest-init/agent.h guest-init/runtime.h guest-init/runtime_python.py \
 		lib/agent_proto.h devices/ctl.h
@@ -97,7 +97,7 @@ $(BUILD)/tests-san/%: tests/unit/%.c $(BUILD)/lib/libmsvmm-san.a
 
 # Tests that link the guest agent (and its runtimes), which is not part of the library.
 AGENT_TESTS := test_agent_session test_exec_agent test_vsock_agent test_runcode
-AGENT_OBJS := guest-init/agent.o guest-init/runtime.o
+AGENT_OBJS := guest-init/agent.o guest-init/runtime.o guest-init/restored.o
 $(AGENT_TESTS:%=$(BUILD)/tests/%): $(BUILD)/tests/%: tests/unit/%.c \
 		$(AGENT_OBJS:%=$(BUILD)/obj/%) $(BUILD)/lib/libmsvmm.a
 	@mkdir -p $(dir $@)

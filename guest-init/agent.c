@@ -22,6 +22,7 @@
  */
 #include "agent.h"
 #include "agent_proto.h"
+#include "restored.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -118,6 +119,7 @@ struct exec_req {
 	char **env;		/* the E records, NULL-terminated */
 	size_t nargs, nenv;
 	const char *workdir, *user;
+	const char *restore;	/* the S record, or NULL */
 	int tty, want_stdin;
 	unsigned short rows, cols;
 };
@@ -381,6 +383,11 @@ static const char *exec_record(char type, const char *v, void *arg)
 			return "stdin record is not 1, or repeated";
 		r->want_stdin = 1;
 		return NULL;
+	case AGENT_REC_RESTORE:
+		if (r->restore || restored_parse(v, NULL, NULL, NULL) < 0)
+			return "restore record is not REALTIME_NS:SEED_HEX, or repeated";
+		r->restore = v;
+		return NULL;
 	default:
 		return "unknown record type";
 	}
@@ -481,6 +488,7 @@ static const char *code_record(char type, const char *v, void *arg)
 		return NULL;
 	case AGENT_REC_ENV:
 	case AGENT_REC_WORKDIR:
+	case AGENT_REC_RESTORE:
 		return exec_record(type, v, &r->x);
 	default:
 		return "unknown record type";
@@ -1347,6 +1355,23 @@ static void send_exit(struct session *s)
 }
 
 /* EXEC: start the command, answer STARTED, pump, answer EXIT. */
+/*
+ * The first requests after a restore carry the host's clock and fresh random
+ * bytes (S): taken before anything runs.  0, or -1 with the ERROR sent.
+ */
+static int session_restore(struct session *s, const char *rec)
+{
+	int e;
+
+	if (!rec)
+		return 0;
+	e = s->hooks && s->hooks->restore ? s->hooks->restore(s->hooks->arg, rec) : -restored_apply(rec);
+	if (!e)
+		return 0;
+	send_error(s, AGENT_ERR_INTERNAL, "cannot take the host's clock and random seed: %s", strerror(e));
+	return -1;
+}
+
 static void run_exec(struct session *s, const struct agent_hdr *h)
 {
 	struct exec_req r;
@@ -1360,6 +1385,10 @@ static void run_exec(struct session *s, const struct agent_hdr *h)
 	}
 	if (err < 0) {
 		send_error(s, AGENT_ERR_INTERNAL, "EXEC: out of memory");
+		return;
+	}
+	if (session_restore(s, r.restore) < 0) {
+		free(r.argv);
 		return;
 	}
 	s->want_stdin = r.want_stdin;
@@ -1444,7 +1473,8 @@ static int code_attach(struct session *s, const struct code_req *r)
 	s->in_fd = fds.code;
 	s->out_fd = fds.out;
 	s->err_fd = fds.err;
-	agent_put32(s->feed_hdr, (uint32_t)r->code_len);
+	/* After a restore the interpreter's own generator is reseeded too (runtime.h). */
+	agent_put32(s->feed_hdr, (uint32_t)r->code_len | (r->x.restore ? RUNTIME_F_RESEED : 0));
 	s->feed = r->code;
 	s->feed_len = sizeof(s->feed_hdr) + r->code_len;
 	return 0;
@@ -1478,6 +1508,8 @@ static void run_code(struct session *s, const struct agent_hdr *h)
 		send_error(s, AGENT_ERR_INTERNAL, "RUNCODE: out of memory");
 	if (err)
 		return;
+	if (session_restore(s, r.x.restore) < 0)
+		goto out;
 	def = runtime_find(r.runtime);
 	if (!def) {
 		runtime_names(names, sizeof(names));

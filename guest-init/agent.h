@@ -19,6 +19,11 @@ struct agent_hooks {
 	const char *passwd;
 	/* Where runtimes (RUNCODE) keep their state; NULL: RUNTIME_DIR_DEFAULT (runtime.h). */
 	const char *runtime_dir;
+	/*
+	 * An 'S' record's value (already checked), instead of setting the
+	 * clock and reseeding the RNG (restored_apply()): 0 or an errno.
+	 */
+	int (*restore)(void *arg, const char *rec);
 };
 
 /* How agent_session() ended. */

@@ -19,6 +19,11 @@
 /* A call waiting for a busy runtime tries its lock again this often. */
 #define RUNTIME_LOCK_RETRY_MS 10
 #define RUNTIME_NAME_MAX 32
+/*
+ * Set in a code block's length word (fd 3): reseed the interpreter's own
+ * random generator before the block, the first call after a restore.
+ */
+#define RUNTIME_F_RESEED 0x80000000u
 
 /* An entry of the agent's runtime table (python; node would be one more). */
 struct runtime_def;

@@ -7,7 +7,8 @@
 # is there for the next.
 #
 #   fd 3  blocks of code: a little-endian u32 length, then that many bytes
-#         of source (UTF-8 unless a coding cookie says otherwise)
+#         of source (UTF-8 unless a coding cookie says otherwise); the
+#         length's top bit (RUNTIME_F_RESEED) asks for random.seed() first
 #   fd 4  after each block, once stdout and stderr are flushed: 8 bytes,
 #         u32 0 (done) and u32 status, both little-endian
 #
@@ -134,6 +135,14 @@ def _msvmm_driver():
     n = 0
     while True:
         length = int.from_bytes(read_exact(4), 'little')
+        if length & 0x80000000:
+            # The first block after a restore: every restore of a snapshot
+            # would otherwise draw the same numbers (the kernel's generator
+            # was reseeded just before).
+            # One not imported yet seeds itself from the kernel when it is.
+            length &= 0x7fffffff
+            if 'random' in sys.modules:
+                sys.modules['random'].seed()
         reading[0] = True
         n += 1
         status = run(read_exact(length), '<code-%d>' % n)

@@ -80,6 +80,7 @@ enum agent_error {
 #define AGENT_REC_USER 'U'    /* user name, or UID[:GID] */
 #define AGENT_REC_TTY 'T'     /* "ROWSxCOLS": run on a new pty */
 #define AGENT_REC_STDIN 'I'   /* "1": STDIN frames follow; else /dev/null */
+#define AGENT_REC_RESTORE 'S' /* "REALTIME_NS:SEED_HEX": a restored guest's clock and seed, applied first */
 /* RUNCODE records (and E, W, which apply when the call starts the interpreter). */
 #define AGENT_REC_RUNTIME 'R' /* the runtime's name: "python" */
 #define AGENT_REC_PROGRAM 'P' /* the interpreter: an absolute path in the guest */

@@ -57,6 +57,7 @@ struct msvmm_exec {
 	void *opaque;
 	bool tty;
 	bool code;          /* a run-code call */
+	bool restore_sent;  /* the request carries an S record */
 	uint64_t timeout_ms, deadline_ns, grace_ns;
 	unsigned int deadline_step; /* signals the deadline has sent */
 
@@ -154,6 +155,8 @@ static void exec_records(struct runspec_buf *b, const struct exec_defaults *d, c
 	for (const char *const *a = o->argv; a && *a; a++)
 		runspec_put(b, AGENT_REC_ARG, *a);
 	request_env(b, d, o);
+	if (d->restore)
+		runspec_put(b, AGENT_REC_RESTORE, d->restore);
 	if (o->user)
 		runspec_put(b, AGENT_REC_USER, o->user);
 	if (o->tty) {
@@ -173,6 +176,8 @@ static void code_records(struct runspec_buf *b, const struct exec_defaults *d, c
 	runspec_put(b, AGENT_REC_RUNTIME, c->runtime);
 	runspec_put(b, AGENT_REC_PROGRAM, c->program);
 	request_env(b, d, o);
+	if (d->restore)
+		runspec_put(b, AGENT_REC_RESTORE, d->restore);
 	/* The code has no NUL (checked), so it is a string record like the others; but it has a length. */
 	p = b->failed ? NULL : realloc(b->p, b->len + c->len + 2);
 	if (!p) {
@@ -374,15 +379,22 @@ int code_start_fd(int fd, const struct exec_defaults *d, const struct code_spec 
 static int sandbox_start(msvmm_sandbox *sb, const msvmm_exec_opts *o, const struct code_spec *c,
 			 msvmm_exec **out, msvmm_error *err)
 {
+	char restore[SANDBOX_RESTORE_REC_MAX];
 	struct exec_defaults d;
 	struct msvmm_exec *ex;
+	bool no_random = false;
 	int fd, rc;
 
 	d = (struct exec_defaults){ .env = sb->env, .workdir = sb->workdir, .default_cmd = vm_default_cmd(sb->vm) };
+	d.restore = sandbox_restore_record(sb, c != NULL, restore, sizeof(restore), &no_random);
+	if (no_random)
+		return err_set(err, MSVMM_EIO, "cannot read host random bytes for the restored guest: %s",
+			       strerror(errno));
 	rc = exec_new(&d, o, c, &ex, err);
 	if (rc)
 		return rc;
 	ex->sb = sb;
+	ex->restore_sent = d.restore != NULL;
 	rc = msvmm_vm_vsock_connect(sb->vm, AGENT_PORT, EXEC_CONNECT_TIMEOUT_MS, &fd, err);
 	if (!rc)
 		rc = exec_attach(ex, fd, err);
@@ -579,6 +591,8 @@ static int exec_dispatch(struct msvmm_exec *ex, msvmm_error *err)
 		ex->hello = true;
 		return 0;
 	case AGENT_STARTED:
+		if (ex->restore_sent && ex->sb)
+			sandbox_restore_taken(ex->sb, ex->code);
 		return 0;
 	case AGENT_STDOUT:
 	case AGENT_STDERR:

@@ -10,6 +10,7 @@ struct exec_defaults {
 	char *const *env;        /* KEY=VALUE, NULL-terminated, or NULL */
 	const char *workdir;     /* or NULL */
 	const char *default_cmd; /* argv[0] when the options have no argv */
+	const char *restore;     /* an S record's value (restored sandboxes), or NULL */
 };
 
 /* What a run-code call sends: the runtime, its interpreter in the guest, the code. */

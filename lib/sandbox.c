@@ -38,7 +38,6 @@ static void *sandbox_runner(void *p)
 #define SANDBOX_RESTORE_EXEC_MS 30000
 #define SANDBOX_RESTORE_TRIES 3
 #define SANDBOX_DRAIN_MS 2000
-#define SANDBOX_PY_RESEED "__import__('random').seed()"
 /* How long a machine that has ended may take to hand back its result. */
 #define SANDBOX_END_WAIT_MS 5000
 /*
@@ -144,30 +143,56 @@ static void sandbox_wait_no_conns(struct msvmm_sandbox *sb)
 		usleep(1000);
 }
 
+const char *sandbox_restore_record(struct msvmm_sandbox *sb, bool code, char *buf, size_t size, bool *failed)
+{
+	uint8_t seed[SANDBOX_SEED_BYTES];
+	struct timespec now;
+	int n;
+
+	*failed = false;
+	if (!atomic_load(&sb->restore_owed) && !(code && atomic_load(&sb->runtime_reseed_owed)))
+		return NULL;
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		*failed = true;
+		return NULL;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	n = snprintf(buf, size, "%llu:", (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec);
+	for (size_t i = 0; i < sizeof(seed) && n > 0 && (size_t)n + 2 < size; i++)
+		n += snprintf(buf + n, size - (size_t)n, "%02x", seed[i]);
+	return buf;
+}
+
+void sandbox_restore_taken(struct msvmm_sandbox *sb, bool code)
+{
+	atomic_store(&sb->restore_owed, false);
+	if (code)
+		atomic_store(&sb->runtime_reseed_owed, false);
+}
+
 /*
  * Every restore of a snapshot starts with its clock and random state: the
- * host's time and fresh random bytes go to guest-init --restored first.
+ * first requests carry the host's time and fresh random bytes (an S
+ * record, guest-init/restored.c), a run-code call's also reseeds its
+ * interpreter's generator.  Nothing is sent here, unless the snapshot held
+ * connections: then the guest drops them (TRANSPORT_RESET), which may also
+ * reset one made right after, so a first request that is only a probe
+ * takes that instead of the caller's.
  */
 static int sandbox_after_restore(struct msvmm_sandbox *sb, msvmm_error *err)
 {
-	char ns[32], hex[2 * SANDBOX_SEED_BYTES + 1];
-	const char *argv[] = { "/proc/1/exe", "--restored", ns, hex, NULL };
-	uint8_t seed[SANDBOX_SEED_BYTES];
-	struct timespec now;
+	const char *argv[] = { "/proc/1/exe", "--restored", NULL };
 	msvmm_exec_opts o;
 	msvmm_result res;
-	int rc;
+	int rc = 0;
 
-	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		return err_set(err, MSVMM_EIO, "cannot read host random bytes: %s", strerror(errno));
-	for (size_t i = 0; i < sizeof(seed); i++)
-		snprintf(hex + 2 * i, 3, "%02x", seed[i]);
-	clock_gettime(CLOCK_REALTIME, &now);
-	snprintf(ns, sizeof(ns), "%llu", (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec);
+	atomic_store(&sb->restore_owed, true);
+	atomic_store(&sb->runtime_reseed_owed, vm_image(sb->vm)->nr_runtimes > 0);
+	if (!vm_machine(sb->vm)->vsock_reset_owed)
+		return 0;
 	msvmm_exec_opts_init(&o);
 	o.argv = argv;
 	o.timeout_ms = SANDBOX_RESTORE_EXEC_MS;
-	/* A TRANSPORT_RESET the guest handles late may reset the first connection: try again. */
 	for (int i = 0; i < SANDBOX_RESTORE_TRIES; i++) {
 		rc = msvmm_sandbox_exec(sb, &o, &res, err);
 		if (rc != -MSVMM_EIO && rc != -MSVMM_EGUEST)
@@ -177,14 +202,6 @@ static int sandbox_after_restore(struct msvmm_sandbox *sb, msvmm_error *err)
 	if (!rc && res.status != 0)
 		rc = err_set(err, MSVMM_EGUEST, "the restored guest could not take the host's clock and random seed "
 			     "(status %d)", res.status);
-	/*
-	 * A warm interpreter's own generator was seeded before the snapshot:
-	 * reseed it from the (now reseeded) kernel, leaving its namespace alone.
-	 */
-	if (!rc && vm_image(sb->vm)->nr_runtimes &&
-	    !strcmp(vm_image(sb->vm)->runtimes[0].name, "python"))
-		(void)msvmm_sandbox_run_code(sb, "python", SANDBOX_PY_RESEED, strlen(SANDBOX_PY_RESEED), NULL,
-					     NULL, NULL);
 	return rc;
 }
 

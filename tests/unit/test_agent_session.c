@@ -342,16 +342,22 @@ static void exec_payload(struct buf *b, const char *const *recs)
 
 #define RECS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
-/* Start an agent, HELLO, EXEC, and wait for STARTED. */
-static void sess_exec(struct sess *s, const char *const *recs)
+/* Start an agent with hooks, HELLO, and send the EXEC. */
+static void sess_send_exec(struct sess *s, const char *const *recs, const struct agent_hooks *hooks)
 {
 	struct buf p = { 0 };
 
-	sess_start(s, NULL, NULL);
+	sess_start(s, NULL, hooks);
 	sess_hello(s);
 	exec_payload(&p, recs);
 	sess_send(s, AGENT_EXEC, 0, p.p, (uint32_t)p.len);
 	free(p.p);
+}
+
+/* Start an agent, HELLO, EXEC, and wait for STARTED. */
+static void sess_exec(struct sess *s, const char *const *recs)
+{
+	sess_send_exec(s, recs, NULL);
 	sess_io(s, NULL, 0, until_started, NULL);
 	ck_assert_msg(s->cmd, "no STARTED (error %u: %s)", s->error_code, s->error_msg);
 }
@@ -508,6 +514,74 @@ START_TEST(test_shutdown_calls_hook)
 	ck_assert_int_eq(c, 'S');
 	ck_assert_uint_eq(s.error_code, 0);
 	close(p[0]);
+	sess_free(&s);
+}
+END_TEST
+
+/* The restore hook: what it was given goes down the pipe; it fails with *err. */
+struct restore_probe {
+	int fd;
+	int err;
+};
+
+static int restore_hook(void *arg, const char *rec)
+{
+	struct restore_probe *p = arg;
+
+	ck_assert_int_eq(write(p->fd, rec, strlen(rec)), (ssize_t)strlen(rec));
+	return p->err;
+}
+
+static void restore_case(int hook_err, struct sess *s, char *got, size_t size)
+{
+	int p[2];
+	ssize_t n;
+	struct restore_probe probe;
+	struct agent_hooks hooks = { .restore = restore_hook, .arg = &probe };
+
+	ck_assert_int_eq(pipe(p), 0);
+	probe = (struct restore_probe){ p[1], hook_err };
+	sess_send_exec(s, RECS("A/bin/sh", "A-c", "Aecho ran", "S1700000000123456789:00ff10"), &hooks);
+	if (hook_err) {
+		sess_read_to_close(s);
+		ck_assert_int_eq(sess_wait_agent(s), AGENT_END_ERROR);
+	} else {
+		sess_io(s, NULL, 0, until_started, NULL);
+		sess_finish(s, NULL, 0, 0);
+		sess_done(s);
+	}
+	close(p[1]);
+	n = read(p[0], got, size - 1);
+	got[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+}
+
+/* An S record reaches the restore step, before the command runs. */
+START_TEST(test_restore_record)
+{
+	char got[128];
+	struct sess s;
+
+	restore_case(0, &s, got, sizeof(got));
+	ck_assert_str_eq(got, "1700000000123456789:00ff10");
+	ck_assert_str_eq(buf_str(&s.out), "ran\n");
+	ck_assert_uint_eq(s.status, 0);
+	sess_free(&s);
+}
+END_TEST
+
+/* A guest that cannot take the clock or seed says so, and runs nothing. */
+START_TEST(test_restore_record_fails)
+{
+	char got[128];
+	struct sess s;
+
+	restore_case(EPERM, &s, got, sizeof(got));
+	ck_assert_str_eq(got, "1700000000123456789:00ff10");
+	ck_assert_uint_eq(s.error_code, AGENT_ERR_INTERNAL);
+	ck_assert_msg(strstr(s.error_msg, "clock and random seed"), "error: %s", s.error_msg);
+	ck_assert_str_eq(buf_str(&s.out), "");
+	ck_assert_uint_eq(s.exited, 0);
 	sess_free(&s);
 }
 END_TEST
@@ -1192,12 +1266,25 @@ static const struct bad_case bad_cases[] = {
 	EXEC_CASE("repeated I", "Atrue\0I1\0I1\0"),
 	EXEC_CASE("E without =", "Atrue\0Enoequal\0"),
 	EXEC_CASE("E without key", "Atrue\0E=v\0"),
+	EXEC_CASE("S without colon", "Atrue\0S123\0"),
+	EXEC_CASE("S without time", "Atrue\0S:ab\0"),
+	EXEC_CASE("S time of 20 digits", "Atrue\0S12345678901234567890:ab\0"),
+	EXEC_CASE("S time not a number", "Atrue\0S1x:ab\0"),
+	EXEC_CASE("S without seed", "Atrue\0S1:\0"),
+	EXEC_CASE("S odd hex", "Atrue\0S1:abc\0"),
+	EXEC_CASE("S not hex", "Atrue\0S1:zz\0"),
+	EXEC_CASE("S upper-case hex", "Atrue\0S1:AB\0"),
+	EXEC_CASE("S seed of 65 bytes", "Atrue\0S1:"
+		  "00000000000000000000000000000000000000000000000000000000000000000000000000000000"
+		  "00000000000000000000000000000000000000000000000000\0"),
+	EXEC_CASE("repeated S", "Atrue\0S1:ab\0S1:ab\0"),
 	{ "RUNCODE oversize", 1, HDR(AGENT_MAX_RUNCODE + 1, AGENT_RUNCODE, 0, 0, 0), NULL, 0,
 	  AGENT_ERR_FRAME },
 	{ "RUNCODE flags", 1, HDR(2, AGENT_RUNCODE, 1, 0, 0), NULL, 0, AGENT_ERR_FRAME },
 	{ "RUNCODE before HELLO", 0, HDR(4, AGENT_RUNCODE, 0, 0, 0), "Cx=1", 4, AGENT_ERR_REQUEST },
 	CODE_CASE("RUNCODE without R", "P/usr/bin/python3\0Cx = 1\0", AGENT_ERR_REQUEST),
 	CODE_CASE("RUNCODE without P", "Rpython\0Cx = 1\0", AGENT_ERR_REQUEST),
+	CODE_CASE("RUNCODE bad S", "Rpython\0P/usr/bin/python3\0S1:x\0Cx = 1\0", AGENT_ERR_REQUEST),
 	CODE_CASE("RUNCODE without C", "Rpython\0P/usr/bin/python3\0", AGENT_ERR_REQUEST),
 	CODE_CASE("RUNCODE repeated C", "Rpython\0P/p\0C1\0C2\0", AGENT_ERR_REQUEST),
 	CODE_CASE("RUNCODE repeated R", "Rpython\0Rpython\0P/p\0C1\0", AGENT_ERR_REQUEST),
@@ -1227,7 +1314,9 @@ START_TEST(test_bad_frames)
 		ck_assert_int_eq(agent_hdr_parse(c->hdr, AGENT_SIDE_GUEST, &h), 0);
 	if (!c->payload && c->code != AGENT_ERR_FRAME)
 		plen = h.len;
-	ck_assert_uint_le(plen, sizeof(zeros));
+	/* Payloads not given are zeros, up to 64 of them. */
+	if (!c->payload)
+		ck_assert_uint_le(plen, sizeof(zeros));
 
 	sess_start(&s, NULL, NULL);
 	if (c->hello)
@@ -1397,6 +1486,8 @@ static Suite *agent_suite(void)
 	tcase_add_test(io, test_stdin_dropped_is_acked);
 	tcase_add_test(io, test_signal_behind_full_window);
 	tcase_add_test(io, test_binary_and_utf8);
+	tcase_add_test(io, test_restore_record);
+	tcase_add_test(io, test_restore_record_fails);
 
 	tcase_add_test(pty, test_pty_size_and_resize);
 	tcase_add_test(pty, test_pty_eof);
