@@ -245,6 +245,13 @@ if [ -f "$PYIMG/rootfs.ext4" ]; then
 	# The python image restored: its scratch disk comes from the snapshot.
 	expect "python: restored prints 42" 0 "$WORK/42.txt" -- --timings python -- python3 -c 'print(6*7)'
 	if grep -q "restored from snapshot" "$WORK/err"; then ok "python: restored from its snapshot"; else nok "python: restored from its snapshot" "no restore"; fi
+	# Run-code in two restores: the host's date, and numbers of their own (the S record on RUNCODE).
+	for i in 1 2; do
+		bounded "${EXPECT_TIMEOUT_S:-300}" "$MSX" python --code 'import random, time; print(time.strftime("%Y")); print(random.getrandbits(64))' \
+			>"$WORK/pyr$i" 2>"$WORK/err" </dev/null
+	done
+	if [ "$(head -1 "$WORK/pyr1")" = "$(date +%Y)" ] && [ "$(head -1 "$WORK/pyr2")" = "$(date +%Y)" ]; then ok "python --code restored: the current year"; else nok "python --code restored: the current year" "$(cat "$WORK/pyr1" "$WORK/pyr2")"; fi
+	if [ -n "$(tail -1 "$WORK/pyr1")" ] && [ "$(tail -1 "$WORK/pyr1")" != "$(tail -1 "$WORK/pyr2")" ]; then ok "python --code restored: different random numbers"; else nok "python --code restored: different random numbers" "$(cat "$WORK/pyr1" "$WORK/pyr2")"; fi
 else
 	nok "python image" "$PYIMG/rootfs.ext4 missing (make images)"
 fi
