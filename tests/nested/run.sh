@@ -107,11 +107,34 @@ grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm
 # rerun.  Single-threaded TCG did not lock up, but there the sandbox API
 # test's guest, busy, stopped answering connections in 3 runs of 4.
 STALL='watchdog: BUG: soft lockup|rcu: INFO: rcu_(preempt|sched) (self-)?detected stall'
+# Its heartbeat (tests/nested/init, every 10 s of its time) missing this
+# long means the same, also when its kernel cannot say so any more.
+STALL_S=${NESTED_STALL_S:-150}
+
+# stalled WHY: say so once and kill the machine.
+stalled() {
+	[ -e "$JOB/stalled" ] && return
+	printf '%s\n' "$1" >"$JOB/stalled"
+	pkill -f "nested.job=$JOB" 2>/dev/null || true
+}
+
+# Kill the machine once no heartbeat came for STALL_S seconds.
+heartbeat_watch() {
+	# Its sleep holds none of our output open.
+	while sleep 10 </dev/null >/dev/null 2>&1; do
+		[ -e "$JOB/beat" ] || continue
+		if [ $(($(date +%s) - $(stat -c %Y "$JOB/beat"))) -gt "$STALL_S" ]; then
+			say "no heartbeat from the nested machine for ${STALL_S} s"
+			stalled "no heartbeat"
+			return
+		fi
+	done
+}
 
 # One boot: 0 with the command's status in $JOB/rc, 124 past the limit,
 # 3 when the machine locked up, anything else when QEMU failed.
 boot_once() {
-	rm -f "$JOB/rc" "$JOB/stalled"
+	rm -f "$JOB/rc" "$JOB/stalled" "$JOB/beat"
 	# QEMU runs in the background so that a signal to this script (a timeout
 	# around it, Ctrl-C) takes the nested machine down too instead of orphaning it.
 	timeout "${NESTED_TIMEOUT_S:-1800}" qemu-system-x86_64 \
@@ -121,16 +144,21 @@ boot_once() {
 		-append "console=ttyS0 loglevel=4 panic=-1 nested.job=$JOB" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
 		</dev/null > >(sed -u 's/\r$//' | while IFS= read -r line; do
-			printf '%s\n' "$line"
-			if [[ $line =~ $STALL ]] && [ ! -e "$JOB/stalled" ]; then
-				: >"$JOB/stalled"
-				pkill -f "nested.job=$JOB" 2>/dev/null
+			if [ "$line" = "nested: heartbeat" ]; then
+				touch "$JOB/beat"
+				continue
 			fi
+			printf '%s\n' "$line"
+			[[ $line =~ $STALL ]] && stalled "its kernel said so"
 		done) &
 	QPID=$!
+	heartbeat_watch &
+	local hb=$!
 	trap 'kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
 	local rc=0
 	wait "$QPID" || rc=$?
+	kill "$hb" 2>/dev/null || true
+	wait "$hb" 2>/dev/null || true
 	trap - INT TERM HUP
 	# The console reader may still be taking QEMU's last lines.
 	sleep 1
@@ -146,7 +174,7 @@ for try in $(seq 1 "$tries"); do
 	rc=0
 	boot_once || rc=$?
 	[ "$rc" -eq 3 ] || break
-	say "the nested machine locked up (its kernel said so above); killed it"
+	say "the nested machine locked up ($(cat "$JOB/stalled")); killed it"
 done
 [ "$rc" -eq 3 ] && die "the nested machine locked up on every try"
 [ "$rc" -eq 124 ] && die "the nested machine ran past ${NESTED_TIMEOUT_S:-1800} s"
