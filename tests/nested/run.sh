@@ -122,7 +122,6 @@ stalled() {
 heartbeat_watch() {
 	# Its sleep holds none of our output open.
 	while sleep 10 </dev/null >/dev/null 2>&1; do
-		[ -e "$JOB/beat" ] || continue
 		if [ $(($(date +%s) - $(stat -c %Y "$JOB/beat"))) -gt "$STALL_S" ]; then
 			say "no heartbeat from the nested machine for ${STALL_S} s"
 			stalled "no heartbeat"
@@ -134,7 +133,9 @@ heartbeat_watch() {
 # One boot: 0 with the command's status in $JOB/rc, 124 past the limit,
 # 3 when the machine locked up, anything else when QEMU failed.
 boot_once() {
-	rm -f "$JOB/rc" "$JOB/stalled" "$JOB/beat"
+	rm -f "$JOB/rc" "$JOB/stalled"
+	# The clock starts now: a machine that wedges before its first beat counts too.
+	touch "$JOB/beat"
 	# QEMU runs in the background so that a signal to this script (a timeout
 	# around it, Ctrl-C) takes the nested machine down too instead of orphaning it.
 	timeout "${NESTED_TIMEOUT_S:-1800}" qemu-system-x86_64 \
@@ -144,9 +145,11 @@ boot_once() {
 		-append "console=ttyS0 loglevel=4 panic=-1 nested.job=$JOB" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,multidevs=remap,id=hostroot \
 		</dev/null > >(sed -u 's/\r$//' | while IFS= read -r line; do
-			if [ "$line" = "nested: heartbeat" ]; then
+			# It may end a line the console had begun (no newline yet).
+			if [[ $line == *"nested: heartbeat" ]]; then
 				touch "$JOB/beat"
-				continue
+				line=${line%"nested: heartbeat"}
+				[ -n "$line" ] || continue
 			fi
 			printf '%s\n' "$line"
 			[[ $line =~ $STALL ]] && stalled "its kernel said so"
