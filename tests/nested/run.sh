@@ -109,7 +109,7 @@ grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm
 STALL='watchdog: BUG: soft lockup|rcu: INFO: rcu_(preempt|sched) (self-)?detected stall'
 # Its heartbeat (tests/nested/init, every 10 s of its time) missing this
 # long means the same, also when its kernel cannot say so any more.
-STALL_S=${NESTED_STALL_S:-150}
+STALL_S=${NESTED_STALL_S:-90}
 
 # stalled WHY: say so once and kill the machine.
 stalled() {
