@@ -37,7 +37,6 @@ int guest_mem_init(struct guest_mem *gm, uint64_t size)
 	madvise(p, size, MADV_HUGEPAGE);
 	gm->mapping = p;
 	gm->mapping_size = size;
-	gm->anonymous = true;
 	guest_mem_layout(gm, p, size);
 	return 0;
 }

@@ -9,7 +9,6 @@
 #ifndef MSVMM_GUEST_MEM_H
 #define MSVMM_GUEST_MEM_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,7 +28,6 @@ struct guest_mem {
 	uint64_t ram_size;  /* total RAM bytes */
 	uint8_t *mapping;   /* one host mapping covering all regions */
 	size_t mapping_size;
-	bool anonymous;     /* mapping is anonymous memory: a page never touched is zero */
 };
 
 /* Allocate and describe 'size' bytes of guest RAM.  Returns 0 or -errno. */

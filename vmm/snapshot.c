@@ -158,79 +158,31 @@ static bool snap_page_zero(const uint8_t *p)
 	return true;
 }
 
-/*
- * Pages of anonymous RAM the guest never touched (neither present nor
- * swapped out, says /proc/self/pagemap) are zero: they are skipped unread,
- * since reading them would map every one of them, for nothing.  Without
- * pagemap, or for file-backed RAM (a restored VM), every page is read.
- */
-#define SNAP_PM_BATCH 512
-#define SNAP_PM_PRESENT (1ULL << 63)
-#define SNAP_PM_SWAPPED (1ULL << 62)
-
-struct snap_pagemap {
-	int fd;
-	uint64_t first, n; /* the virtual page numbers ent[] holds */
-	uint64_t ent[SNAP_PM_BATCH];
-};
-
-static bool snap_page_untouched(struct snap_pagemap *pm, const uint8_t *p)
-{
-	uint64_t vpn = (uint64_t)(uintptr_t)p / SNAP_PAGE;
-	ssize_t r;
-
-	if (pm->fd < 0)
-		return false;
-	if (vpn < pm->first || vpn >= pm->first + pm->n) {
-		r = pread(pm->fd, pm->ent, sizeof(pm->ent), (off_t)(vpn * sizeof(pm->ent[0])));
-		if (r < (ssize_t)sizeof(pm->ent[0])) {
-			close(pm->fd);
-			pm->fd = -1;
-			return false;
-		}
-		pm->first = vpn;
-		pm->n = (uint64_t)r / sizeof(pm->ent[0]);
-	}
-	return !(pm->ent[vpn - pm->first] & (SNAP_PM_PRESENT | SNAP_PM_SWAPPED));
-}
-
-static bool snap_page_skip(struct snap_pagemap *pm, const uint8_t *p)
-{
-	return snap_page_untouched(pm, p) || snap_page_zero(p);
-}
-
 /* RAM, sparse: runs of non-zero pages are written, zero pages stay holes. */
 static int snap_save_ram(const struct guest_mem *gm, int fd, uint64_t off)
 {
-	struct snap_pagemap pm = { .fd = gm->anonymous ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1 };
 	const uint8_t *p = gm->mapping;
 	size_t n = gm->mapping_size;
-	int rc = 0;
 
-	for (size_t i = 0; i < n && !rc;) {
+	for (size_t i = 0; i < n;) {
 		size_t j;
 
-		if (snap_page_skip(&pm, p + i)) {
+		if (snap_page_zero(p + i)) {
 			i += SNAP_PAGE;
 			continue;
 		}
-		for (j = i + SNAP_PAGE; j < n && !snap_page_skip(&pm, p + j); j += SNAP_PAGE)
+		for (j = i + SNAP_PAGE; j < n && !snap_page_zero(p + j); j += SNAP_PAGE)
 			;
-		for (size_t k = i; k < j && !rc;) {
+		for (size_t k = i; k < j;) {
 			ssize_t wr = pwrite(fd, p + k, j - k, (off_t)(off + k));
 
 			if (wr <= 0)
-				rc = wr < 0 ? -errno : -EIO;
-			else
-				k += (size_t)wr;
+				return wr < 0 ? -errno : -EIO;
+			k += (size_t)wr;
 		}
 		i = j;
 	}
-	if (pm.fd >= 0)
-		close(pm.fd);
-	if (!rc && ftruncate(fd, (off_t)(off + n)) < 0)
-		rc = -errno;
-	return rc;
+	return ftruncate(fd, (off_t)(off + n)) < 0 ? -errno : 0;
 }
 
 static int snap_write_all(int fd, const void *p, size_t n, uint64_t off)
