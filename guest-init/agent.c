@@ -1354,7 +1354,6 @@ static void send_exit(struct session *s)
 	session_end(s, AGENT_END_EXIT);
 }
 
-/* EXEC: start the command, answer STARTED, pump, answer EXIT. */
 /*
  * The first requests after a restore carry the host's clock and fresh random
  * bytes (S): taken before anything runs.  0, or -1 with the ERROR sent.
@@ -1372,6 +1371,7 @@ static int session_restore(struct session *s, const char *rec)
 	return -1;
 }
 
+/* EXEC: start the command, answer STARTED, pump, answer EXIT. */
 static void run_exec(struct session *s, const struct agent_hdr *h)
 {
 	struct exec_req r;

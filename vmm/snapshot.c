@@ -424,24 +424,19 @@ static void snap_get_blob(struct snap_r *r, void *p, uint32_t n)
  * and keeps the running offset, so a VM saved in its first second (every
  * ready snapshot on hardware) restarted its TSC near 0, and the guest's clock
  * stood still until the TSC caught up.  The offset is set directly where KVM
- * has the attribute (Linux 5.16): guest TSC = host TSC + offset.
+ * has the attribute (Linux 5.16): guest TSC = host TSC + offset.  False
+ * where it has not: the caller writes the MSR then.
  */
-static void snap_restore_tsc(struct vcpu *v, uint64_t tsc)
+static bool snap_restore_tsc_offset(struct vcpu *v, uint64_t tsc)
 {
 	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[1];
-	} one = { .hdr.nmsrs = 1, .e[0] = { .index = SNAP_MSR_IA32_TSC, .data = tsc } };
 	uint64_t off;
 
-	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &a) == 0) {
-		off = tsc - __rdtsc();
-		a.addr = (uint64_t)(uintptr_t)&off;
-		if (ioctl(v->fd, KVM_SET_DEVICE_ATTR, &a) == 0)
-			return;
-	}
-	(void)ioctl(v->fd, KVM_SET_MSRS, &one);
+	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &a) < 0)
+		return false;
+	off = tsc - __rdtsc();
+	a.addr = (uint64_t)(uintptr_t)&off;
+	return ioctl(v->fd, KVM_SET_DEVICE_ATTR, &a) == 0;
 }
 
 static int snap_restore_msrs(struct vcpu *v, struct snap_r *r)
@@ -460,9 +455,7 @@ static int snap_restore_msrs(struct vcpu *v, struct snap_r *r)
 		one.e[0].index = snap_get_u32(r);
 		one.e[0].data = snap_get_u64(r);
 		/* A few read-only MSRs read back but refuse a write: they need no restoring. */
-		if (!r->err && one.e[0].index == SNAP_MSR_IA32_TSC)
-			snap_restore_tsc(v, one.e[0].data);
-		else if (!r->err)
+		if (!r->err && !(one.e[0].index == SNAP_MSR_IA32_TSC && snap_restore_tsc_offset(v, one.e[0].data)))
 			(void)ioctl(v->fd, KVM_SET_MSRS, &one);
 	}
 	return r->err ? -EINVAL : 0;

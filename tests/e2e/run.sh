@@ -9,6 +9,8 @@ trap 'rm -rf "$WORK"' EXIT
 # msx keeps ready snapshots in $MSVMM_CACHE/snapshots: a fresh, private cache,
 # so the first busybox run below boots and saves one and later ones restore.
 export MSVMM_CACHE=$WORK/cache
+# Seconds one msx run may take before bounded() shows and kills it.
+msx_limit=${EXPECT_TIMEOUT_S:-180}
 exec 3>&1 # the log, for what bounded() says about a stuck command
 pass=0
 fail=0
@@ -66,7 +68,7 @@ bounded() {
 expect() {
 	local name=$1 want=$2 want_out=$3
 	shift 4
-	bounded "${EXPECT_TIMEOUT_S:-180}" "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" <"${EXPECT_STDIN:-/dev/null}"
+	bounded "$msx_limit" "$MSX" "$@" >"$WORK/out" 2>"$WORK/err" <"${EXPECT_STDIN:-/dev/null}"
 	local got=$?
 	if [ "$got" != "$want" ]; then
 		nok "$name" "exit status $got, want $want"
@@ -182,13 +184,13 @@ snap=$(snaps | head -1)
 snap_sum=$(sha256sum <"$snap")
 # Two restores at once: each its own files, processes and random numbers.
 for i in 1 2; do
-	bounded "${EXPECT_TIMEOUT_S:-180}" "$MSX" busybox -- sh -c "echo $i >/tmp/mine; sleep 1; cat /tmp/mine; head -c 16 /dev/urandom | od -An -tx1" \
+	bounded "$msx_limit" "$MSX" busybox -- sh -c "echo $i >/tmp/mine; sleep 1; cat /tmp/mine; head -c 16 /dev/urandom | od -An -tx1" \
 		>"$WORK/par$i" 2>"$WORK/parerr$i" </dev/null &
 done
 wait
 if [ "$(head -1 "$WORK/par1")" = 1 ] && [ "$(head -1 "$WORK/par2")" = 2 ]; then ok "snapshot: two restores keep their own files"; else nok "snapshot: two restores keep their own files" "$(cat "$WORK/par1" "$WORK/parerr1" "$WORK/par2")"; fi
 if [ -s "$WORK/par1" ] && [ "$(tail -1 "$WORK/par1")" != "$(tail -1 "$WORK/par2")" ]; then ok "snapshot: two restores draw different random numbers"; else nok "snapshot: two restores draw different random numbers" "$(tail -1 "$WORK/par1") = $(tail -1 "$WORK/par2")"; fi
-year=$(bounded "${EXPECT_TIMEOUT_S:-180}" "$MSX" busybox -- date +%Y 2>/dev/null)
+year=$(bounded "$msx_limit" "$MSX" busybox -- date +%Y 2>/dev/null)
 if [ "$year" = "$(date +%Y)" ]; then ok "snapshot: a restored guest has the current date"; else nok "snapshot: a restored guest has the current date" "guest says $year"; fi
 if [ "$snap_sum" = "$(sha256sum <"$snap")" ]; then ok "snapshot: restores leave the file unchanged"; else nok "snapshot: restores leave the file unchanged" "hash changed"; fi
 # A corrupt snapshot: msx boots instead (it allows that) and replaces it.
@@ -248,7 +250,7 @@ if [ -f "$PYIMG/rootfs.ext4" ]; then
 	if grep -q "restored from snapshot" "$WORK/err"; then ok "python: restored from its snapshot"; else nok "python: restored from its snapshot" "no restore"; fi
 	# Run-code in two restores: the host's date, and numbers of their own (the S record on RUNCODE).
 	for i in 1 2; do
-		bounded "${EXPECT_TIMEOUT_S:-180}" "$MSX" python --code 'import random, time; print(time.strftime("%Y")); print(random.getrandbits(64))' \
+		bounded "$msx_limit" "$MSX" python --code 'import random, time; print(time.strftime("%Y")); print(random.getrandbits(64))' \
 			>"$WORK/pyr$i" 2>"$WORK/err" </dev/null
 	done
 	if [ "$(head -1 "$WORK/pyr1")" = "$(date +%Y)" ] && [ "$(head -1 "$WORK/pyr2")" = "$(date +%Y)" ]; then ok "python --code restored: the current year"; else nok "python --code restored: the current year" "$(cat "$WORK/pyr1" "$WORK/pyr2")"; fi

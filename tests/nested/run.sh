@@ -157,7 +157,7 @@ boot_once() {
 	QPID=$!
 	heartbeat_watch &
 	local hb=$!
-	trap 'kill "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
+	trap 'kill "$QPID" "$hb" 2>/dev/null; wait "$QPID" 2>/dev/null; rm -rf "$JOB"; exit 125' INT TERM HUP
 	local rc=0
 	wait "$QPID" || rc=$?
 	kill "$hb" 2>/dev/null || true
