@@ -19,7 +19,7 @@
 # ${MSVMM_CACHE:-~/.cache/msvmm}/nested/<hash of package version + this file>.
 #
 # Environment: NESTED_MEM_MIB (default 8192), NESTED_CPUS (default: nproc),
-# NESTED_TIMEOUT_S (default 1800, per try), NESTED_TRIES (default 3),
+# NESTED_TIMEOUT_S (default 1800, per try), NESTED_TRIES (default 5),
 # NESTED_TCG_THREAD (default multi: a host thread per vCPU; single: one for all).
 set -euo pipefail
 
@@ -103,7 +103,7 @@ grep -qw svm /proc/cpuinfo 2>/dev/null && say "note: this host has SVM; /dev/kvm
 # multi-threaded TCG (its kernel reports a soft lockup or an RCU stall on
 # every CPU, QEMU spins): seen with and without huge pages, never on the
 # same step twice.  Such a run is killed and the command run again from the
-# start (NESTED_TRIES, default 3); a command that fails on its own is never
+# start (NESTED_TRIES, default 5); a command that fails on its own is never
 # rerun.  Single-threaded TCG did not lock up, but there the sandbox API
 # test's guest, busy, stopped answering connections in 3 runs of 4.
 STALL='watchdog: BUG: soft lockup|rcu: INFO: rcu_(preempt|sched) (self-)?detected stall'
@@ -171,7 +171,7 @@ boot_once() {
 	return "$rc"
 }
 
-tries=${NESTED_TRIES:-3}
+tries=${NESTED_TRIES:-5}
 for try in $(seq 1 "$tries"); do
 	say "booting $KVER under TCG with SVM to run: $* (try $try of $tries)"
 	rc=0
