@@ -3,6 +3,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "snap_io.h"
@@ -66,6 +67,20 @@ void virtio_mmio_lock(struct virtio_mmio_dev *d)
 
 void virtio_mmio_unlock(struct virtio_mmio_dev *d)
 {
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_mmio_describe(struct virtio_mmio_dev *d, int fd, const char *name)
+{
+	char line[256];
+
+	pthread_mutex_lock(&d->lock);
+	dprintf(fd, "%s: device %u status %#x isr %#x driver features %#llx\n", name, d->ops->device_id,
+		d->status, d->isr, (unsigned long long)d->driver_features);
+	for (unsigned int i = 0; i < d->ops->num_queues; i++) {
+		virtq_describe(&d->queues[i], line, sizeof(line));
+		dprintf(fd, "%s: queue %u: %s\n", name, i, line);
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 

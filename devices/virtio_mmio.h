@@ -158,6 +158,9 @@ void virtio_mmio_lock(struct virtio_mmio_dev *d);
 void virtio_mmio_unlock(struct virtio_mmio_dev *d);
 bool virtio_mmio_live_locked(const struct virtio_mmio_dev *d);
 
+/* Diagnostics (locks): the registers and every queue's state, as lines on fd. */
+void virtio_mmio_describe(struct virtio_mmio_dev *d, int fd, const char *name);
+
 /* Snapshot of the status register (locks). */
 uint32_t virtio_mmio_status(struct virtio_mmio_dev *d);
 

@@ -1290,6 +1290,34 @@ void virtio_vsock_close_all(struct virtio_vsock *v)
 	virtio_mmio_unlock(&v->mmio);
 }
 
+void virtio_vsock_describe(struct virtio_vsock *v, int fd)
+{
+	unsigned int nr_hs = 0;
+
+	virtio_mmio_lock(&v->mmio);
+	for (unsigned int i = 0; i < VSOCK_MAX_HANDSHAKES; i++)
+		nr_hs += v->handshakes[i].fd >= 0;
+	dprintf(fd, "vsock: rx %llu tx %llu rst sent %llu dropped %llu credit violations %llu; %u RSTs queued, "
+		"%u handshakes, timer %s\n",
+		(unsigned long long)v->nr_rx_pkts, (unsigned long long)v->nr_tx_pkts,
+		(unsigned long long)v->nr_rst_sent, (unsigned long long)v->nr_dropped,
+		(unsigned long long)v->nr_credit_violations, v->nr_rst, nr_hs, v->timer_armed ? "on" : "off");
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		const struct vsock_conn *c = &v->conns[i];
+
+		if (c->state == VSOCK_CONN_FREE)
+			continue;
+		dprintf(fd, "vsock: conn %u: state %d host %u guest %u pending %#x work %d | peer buf %u fwd %u "
+			"credit %u | tx %u rx %u fwd %u fwd sent %u buffered %u | readable %d eof %d hup %d "
+			"peer shut %#x shut sent %#x uds %d\n",
+			i, (int)c->state, c->host_port, c->guest_port, c->pending, vsock_conn_has_work(c),
+			c->peer_buf_alloc, c->peer_fwd_cnt, vsock_peer_credit(c), c->tx_cnt, c->rx_cnt, c->fwd_cnt,
+			c->fwd_cnt_sent, c->buf_len, c->host_readable, c->host_eof, c->host_hup,
+			c->peer_shutdown, c->shutdown_sent, c->uds);
+	}
+	virtio_mmio_unlock(&v->mmio);
+}
+
 unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v)
 {
 	unsigned int n = 0;

@@ -219,6 +219,8 @@ int virtio_vsock_transport_reset(struct virtio_vsock *v);
 
 /* Reset every connection: host fds see EOF (the VM has ended). */
 void virtio_vsock_close_all(struct virtio_vsock *v);
+/* Diagnostics (locks): counters and every connection that is not free, as lines on fd. */
+void virtio_vsock_describe(struct virtio_vsock *v, int fd);
 /* Open connections (tests, diagnostics). */
 unsigned int virtio_vsock_nr_conns(struct virtio_vsock *v);
 

@@ -27,6 +27,7 @@
 #define MSVMM_VIRTQUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -120,6 +121,13 @@ bool virtq_needs_interrupt(struct virtq *q);
  */
 void virtq_save(const struct virtq *q, struct snap_w *w);
 int virtq_load(struct virtq *q, struct snap_r *r);
+
+/*
+ * One line for diagnostics: the device's indexes and what the driver's
+ * rings hold now (avail flags/idx/used_event, used flags/idx/avail_event).
+ * Reads the rings through the same checked pointers as the device does.
+ */
+int virtq_describe(const struct virtq *q, char *buf, size_t len);
 
 /* Copy out of the readable part from byte 'offset'; returns bytes copied. */
 uint64_t virtq_chain_read(const struct virtq_chain *c, uint64_t offset, void *dst, uint64_t len);

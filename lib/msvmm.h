@@ -160,6 +160,14 @@ int msvmm_vm_run(msvmm_vm *vm, msvmm_result *res, msvmm_error *err);
 void msvmm_vm_stop(msvmm_vm *vm);
 /* Write the profile (hottest guest symbols) to fd; 0 or -MSVMM_E*. */
 int msvmm_vm_profile_report(msvmm_vm *vm, int fd, unsigned int top, msvmm_error *err);
+/*
+ * For a guest that stopped making progress: write its state to fd as text
+ * lines (vCPU RIP samples, pending interrupts, IOAPIC pins, virtio
+ * registers and rings, vsock connections).  Pauses the vCPUs for a moment;
+ * changes nothing in the guest.  The format is for people, not parsers.
+ * 0 or -MSVMM_E*.
+ */
+int msvmm_vm_write_diagnostics(msvmm_vm *vm, int fd, msvmm_error *err);
 /* 1 when the host's /dev/kvm is PVM (workarounds active), else 0. */
 int msvmm_vm_is_pvm(const msvmm_vm *vm);
 void msvmm_vm_destroy(msvmm_vm *vm);

@@ -19,6 +19,7 @@
 #include "agent_proto.h"
 #include "boot.h"
 #include "config.h"
+#include "diag.h"
 #include "image.h"
 #include "loader.h"
 #include "machine.h"
@@ -572,6 +573,13 @@ int msvmm_vm_profile_report(msvmm_vm *vm, int fd, unsigned int top, msvmm_error 
 		return err_set(err, MSVMM_EINVAL, "invalid arguments");
 	rc = profile_report(&vm->m.prof, machine_symbols(&vm->m), fd, top);
 	return rc ? err_set(err, MSVMM_EIO, "cannot write the profile: %s", strerror(-rc)) : 0;
+}
+
+int msvmm_vm_write_diagnostics(msvmm_vm *vm, int fd, msvmm_error *err)
+{
+	if (!vm || fd < 0)
+		return err_set(err, MSVMM_EINVAL, "invalid arguments");
+	return machine_diagnose(&vm->m, fd);
 }
 
 int msvmm_vm_is_pvm(const msvmm_vm *vm)

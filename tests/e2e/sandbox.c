@@ -30,11 +30,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -94,6 +96,13 @@ static void sleep_ms(unsigned int ms)
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t wd_deadline; /* now_ms() value; 0: none */
 static const char *wd_test = "(none)";
+/* Progress the watchdog reports: the one echo stream a test runs (NULL: none). */
+struct conn_job;
+static const struct conn_job *_Atomic wd_job;
+static void conn_job_report(const struct conn_job *j);
+static void sandbox_state_once(const char *why);
+/* Set when the sandbox's state showed its guest kernel dead or deadlocked. */
+static _Atomic int guest_broken;
 
 static void *watchdog(void *unused)
 {
@@ -102,6 +111,10 @@ static void *watchdog(void *unused)
 		pthread_mutex_lock(&wd_lock);
 		if (wd_deadline && now_ms() > wd_deadline) {
 			fprintf(stderr, "sandbox: TIMEOUT: %s ran past its limit\n", wd_test);
+			if (wd_job)
+				conn_job_report(wd_job);
+			/* What a stuck guest was doing: vCPUs, interrupts, rings, vsock connections. */
+			sandbox_state_once("a test ran past its limit");
 			_exit(EXIT_FAILURE);
 		}
 		pthread_mutex_unlock(&wd_lock);
@@ -120,7 +133,11 @@ static void test_limit(const char *name, unsigned int seconds)
 /* Bound the current test to 'seconds' (the next test sets its own). */
 #define TEST_LIMIT(seconds) test_limit(__func__, (seconds))
 
-#define NEED_SANDBOX() ck_assert_msg(sb != NULL, "no sandbox: test_start failed")
+#define NEED_SANDBOX()                                                   \
+	do {                                                              \
+		ck_assert_msg(sb != NULL, "no sandbox: test_start failed"); \
+		ck_assert_msg(!guest_broken, "the guest kernel broke earlier (its state is above)"); \
+	} while (0)
 
 
 /* Output collected by on_output, per stream (1 stdout, 2 stderr), NUL-terminated for messages. */
@@ -166,6 +183,48 @@ static void capture_free(struct capture *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/*
+ * The sandbox's state on stderr, once per program: at the first exec that
+ * fails or times out, and at a test's timeout, for a guest that stopped
+ * making progress (later failures usually follow from the first).
+ */
+static void sandbox_state_once(const char *why)
+{
+	static _Atomic int done;
+	msvmm_error err = tu_err();
+	char buf[16384];
+	ssize_t n;
+	int fd;
+
+	if (!sb || atomic_exchange(&done, 1))
+		return;
+	fprintf(stderr, "sandbox: %s; the sandbox's state:\n", why);
+	fd = memfd_create("sandbox-state", MFD_CLOEXEC);
+	if (fd < 0 || msvmm_vm_write_diagnostics(msvmm_sandbox_vm(sb), fd, &err) < 0) {
+		fprintf(stderr, "sandbox: no diagnostics: %s\n", fd < 0 ? strerror(errno) : err.message);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	fputs(buf, stderr);
+	/* Every later test would only wait out its timeouts on a dead guest kernel. */
+	if (strstr(buf, "guest kernel deadlock") || strstr(why, "the VM stopped"))
+		guest_broken = 1;
+}
+
+static int sandbox_exec(const msvmm_exec_opts *o, msvmm_result *res, msvmm_error *err)
+{
+	int rc = msvmm_sandbox_exec(sb, o, res, err);
+
+	/* A short timeout is a test's own; the safety net's firing means a stuck guest. */
+	if ((rc || res->timed_out) && o->timeout_ms == EXEC_TIMEOUT_MS)
+		sandbox_state_once(rc ? err->message : "an exec timed out");
+	return rc;
+}
+
 /* Run argv in the sandbox, its output into cap. */
 static int run(const char *const *argv, struct capture *cap, msvmm_result *res, msvmm_error *err)
 {
@@ -176,7 +235,7 @@ static int run(const char *const *argv, struct capture *cap, msvmm_result *res, 
 	o.on_output = capture_fn;
 	o.opaque = cap;
 	o.timeout_ms = EXEC_TIMEOUT_MS;
-	return msvmm_sandbox_exec(sb, &o, res, err);
+	return sandbox_exec(&o, res, err);
 }
 
 static int run_sh(const char *script, struct capture *cap, msvmm_result *res, msvmm_error *err)
@@ -271,6 +330,13 @@ struct conn_job {
 	int write_errno;
 	char why[640];
 };
+
+static void conn_job_report(const struct conn_job *j)
+{
+	fprintf(stderr, "sandbox: the echo stream: %llu of %u bytes sent, %llu back%s%s\n",
+		(unsigned long long)j->sent, CONN_BYTES, (unsigned long long)j->received, j->why[0] ? "; " : "",
+		j->why);
+}
 
 static void *conn_writer(void *p)
 {
@@ -475,7 +541,7 @@ START_TEST(test_timeout)
 	msvmm_exec_opts_init(&o);
 	o.argv = (const char *const[]){ "sleep", "100", NULL };
 	o.timeout_ms = 1000;
-	rc = msvmm_sandbox_exec(sb, &o, &res, &err);
+	rc = sandbox_exec(&o, &res, &err);
 	took = now_ms() - t0;
 	ck_assert_msg(rc == -MSVMM_ETIMEDOUT, "rc %d (%s), want -MSVMM_ETIMEDOUT", rc, err.message);
 	ck_assert_int_eq(err.code, MSVMM_ETIMEDOUT);
@@ -511,7 +577,7 @@ START_TEST(test_big_output)
 	o.stdout_fd = out_fd;
 	o.stderr_fd = err_fd;
 	o.timeout_ms = EXEC_TIMEOUT_MS;
-	rc = msvmm_sandbox_exec(sb, &o, &res, &err);
+	rc = sandbox_exec(&o, &res, &err);
 	unlink(out_path);
 	unlink(err_path);
 	ck_assert_msg(rc == 0, "%s", err.message);
@@ -550,7 +616,7 @@ START_TEST(test_big_stdin)
 	o.on_output = capture_fn; /* stderr */
 	o.opaque = &c;
 	o.timeout_ms = EXEC_TIMEOUT_MS;
-	rc = msvmm_sandbox_exec(sb, &o, &res, &err);
+	rc = sandbox_exec(&o, &res, &err);
 	unlink(in_path);
 	unlink(out_path);
 	ck_assert_msg(rc == 0, "%s", err.message);
@@ -739,7 +805,9 @@ START_TEST(test_vsock_uds)
 			      strspn(line + 3, "0123456789") == len - 4,
 		      "handshake answer '%s'", line);
 	j.fd = fd;
+	wd_job = &j;
 	conn_echo(&j);
+	wd_job = NULL;
 	close(fd);
 	ck_assert_msg(!j.why[0], "through the Unix socket: %s", j.why);
 }
@@ -756,7 +824,7 @@ START_TEST(test_stop)
 	DIR *dir;
 
 	TEST_LIMIT(300);
-	NEED_SANDBOX();
+	ck_assert_msg(sb != NULL, "no sandbox: test_start failed"); /* a broken guest is stopped too */
 	rc = msvmm_sandbox_stop(sb, STOP_TIMEOUT_MS, &err);
 	msvmm_sandbox_destroy(sb);
 	sb = NULL;

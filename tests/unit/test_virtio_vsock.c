@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -1093,6 +1094,36 @@ START_TEST(test_guest_connect_and_data)
 	ck_assert_uint_eq(c.rxdata[sizeof(buf)], 'z');
 	ck_assert_uint_eq(c.nr_rst + c.nr_shutdown, 0);
 	ck_assert_uint_eq(t.v->nr_credit_violations, 0);
+	close(fd);
+	gc_free(&c);
+	vt_fini(&t);
+}
+END_TEST
+
+/* The diagnostics name the live connection with its counters. */
+START_TEST(test_describe)
+{
+	char buf[4096], want[128];
+	struct vt t;
+	struct gconn c;
+	ssize_t n;
+	int fd, mfd;
+
+	vt_init_ex(&t, LAYOUT_LINUX, false, QSIZE);
+	ck_assert_int_eq(virtio_vsock_listen(t.v, 1024), 0);
+	fd = establish(&t, &c, 5000, 1024, 256 * 1024);
+	gc_send(&t, &c, VSOCK_OP_RW, 0, "hello, host", 11);
+	mfd = memfd_create("describe", MFD_CLOEXEC);
+	ck_assert_int_ge(mfd, 0);
+	virtio_vsock_describe(t.v, mfd);
+	n = pread(mfd, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	snprintf(want, sizeof(want), "state %d host 1024 guest 5000 ", VSOCK_CONN_ESTABLISHED);
+	ck_assert_msg(strstr(buf, want), "no '%s' in: %s", want, buf);
+	ck_assert_msg(strstr(buf, " rx 11 fwd 11 "), "no ' rx 11 fwd 11 ' in: %s", buf);
+	ck_assert_msg(strstr(buf, "credit violations 0"), "%s", buf);
+	close(mfd);
 	close(fd);
 	gc_free(&c);
 	vt_fini(&t);
@@ -3095,6 +3126,7 @@ static Suite *virtio_vsock_suite(void)
 	tcase_add_test(basic, test_config_and_features);
 	tcase_add_loop_test(basic, test_guest_connect_and_data, 0, 4);
 	tcase_add_test(basic, test_credit_limits_device);
+	tcase_add_test(basic, test_describe);
 	tcase_add_test(basic, test_credit_inconsistent_counts_as_zero);
 	tcase_add_test(basic, test_credit_request);
 	tcase_add_test(basic, test_credit_update_unasked);

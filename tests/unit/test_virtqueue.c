@@ -789,6 +789,34 @@ START_TEST(test_avail_event_written)
 }
 END_TEST
 
+/* The diagnostics line shows both sides: the device's indexes and what the rings hold. */
+START_TEST(test_describe)
+{
+	char line[256];
+	struct tq t;
+
+	tq_init(&t, 8, true, false);
+	put_desc(&t, 0, DATA_GPA, 16, W, 0);
+	avail_add(&t, 0);
+	avail_add(&t, 0);
+	set_used_event(&t, 5);
+	ck_assert_int_eq(virtq_pop(&t.q, t.c), 1);
+	ck_assert_int_eq(virtq_push(&t.q, t.c->head, 16), 0);
+	virtq_describe(&t.q, line, sizeof(line));
+	ck_assert_str_eq(line, "size 8 ready 1 broken 0 event_idx 1 last_avail 1 used 1 signalled 0"
+			       " | avail flags 0 idx 2 used_event 5 | used flags 0 idx 1 avail_event 0");
+	/* Too small a buffer: cut, terminated, never overrun. */
+	memset(line, 'x', sizeof(line));
+	virtq_describe(&t.q, line, 20);
+	ck_assert_uint_eq(strlen(line), 19);
+	ck_assert_int_eq(line[20], 'x');
+	t.q.ready = false;
+	virtq_describe(&t.q, line, sizeof(line));
+	ck_assert_str_eq(line, "size 8 ready 0 broken 0 event_idx 1 last_avail 1 used 1 signalled 0");
+	tq_fini(&t);
+}
+END_TEST
+
 START_TEST(test_no_event_fields_without_event_idx)
 {
 	struct tq t;
@@ -845,6 +873,7 @@ static Suite *virtqueue_suite(void)
 	tcase_add_test(ring, test_interrupt_with_event_idx);
 	tcase_add_test(ring, test_avail_event_written);
 	tcase_add_test(ring, test_no_event_fields_without_event_idx);
+	tcase_add_test(ring, test_describe);
 	suite_add_tcase(s, ring);
 	return s;
 }
