@@ -454,6 +454,37 @@ START_TEST(test_exit_codes)
 }
 END_TEST
 
+/* The diagnostics of a healthy sandbox: every part there, no deadlock verdict, still running after. */
+START_TEST(test_diagnostics)
+{
+	struct capture c = { 0 };
+	msvmm_error err = tu_err();
+	char buf[16384];
+	ssize_t n;
+	int fd;
+
+	TEST_LIMIT(120);
+	NEED_SANDBOX();
+	fd = memfd_create("diagnostics", MFD_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(msvmm_vm_write_diagnostics(msvmm_sandbox_vm(sb), fd, &err) == 0, "%s", err.message);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, "vcpu 0: rip 0x") && strstr(buf, "  rsp 0x") && strstr(buf, "ioapic: pin "),
+		      "no vCPU or IOAPIC state in: %s", buf);
+	ck_assert_msg(strstr(buf, "device 19 status 0xf ") && strstr(buf, "queue 1: size 256 ready 1 broken 0"),
+		      "no vsock transport state in: %s", buf);
+	ck_assert_msg(strstr(buf, "vsock: rx ") && !strstr(buf, "guest kernel deadlock"), "%s", buf);
+	ck_assert_int_eq(msvmm_vm_write_diagnostics(NULL, 1, &err), -MSVMM_EINVAL);
+	/* Pausing for the samples changed nothing: the next command runs. */
+	run_ok((const char *const[]){ "echo", "after", NULL }, &c);
+	ck_assert_str_eq(cap_str(&c, 1), "after\n");
+	capture_free(&c);
+}
+END_TEST
+
 /* (b) what one command writes, the next one reads. */
 START_TEST(test_state_persists)
 {
@@ -855,6 +886,7 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(tc, test_start);
 	tcase_add_test(tc, test_exit_codes);
 	tcase_add_test(tc, test_state_persists);
+	tcase_add_test(tc, test_diagnostics);
 	tcase_add_test(tc, test_signals);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_big_output);
