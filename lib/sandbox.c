@@ -37,7 +37,7 @@ static void *sandbox_runner(void *p)
 #define SANDBOX_SEED_BYTES 32
 #define SANDBOX_RESTORE_EXEC_MS 30000
 #define SANDBOX_RESTORE_TRIES 3
-#define SANDBOX_DRAIN_MS 2000
+#define SANDBOX_DRAIN_MS 10000
 /* How long a machine that has ended may take to hand back its result. */
 #define SANDBOX_END_WAIT_MS 5000
 /*
@@ -132,15 +132,21 @@ static int sandbox_boot(struct msvmm_sandbox *sb, uint64_t timeout_ms, msvmm_err
 
 /*
  * A ready snapshot with no vsock connection needs no TRANSPORT_RESET when
- * restored: wait (briefly) for the closing handshakes of the calls made so
- * far to finish.
+ * restored: wait for the closing handshakes of the calls made so far to
+ * finish, by the clock (a slow guest takes seconds).  false: some are
+ * still open, and no ready snapshot should be taken from this state.
  */
-static void sandbox_wait_no_conns(struct msvmm_sandbox *sb)
+static bool sandbox_wait_no_conns(struct msvmm_sandbox *sb)
 {
 	struct machine *m = vm_machine(sb->vm);
+	uint64_t deadline = machine_now_ns() + SANDBOX_DRAIN_MS * 1000000ULL;
 
-	for (int i = 0; i < SANDBOX_DRAIN_MS && m->vsock && virtio_vsock_nr_conns(m->vsock); i++)
+	while (m->vsock && virtio_vsock_nr_conns(m->vsock)) {
+		if (machine_now_ns() >= deadline)
+			return false;
 		usleep(1000);
+	}
+	return true;
 }
 
 const char *sandbox_restore_record(struct msvmm_sandbox *sb, bool code, char *buf, size_t size, bool *failed)
@@ -235,8 +241,9 @@ int msvmm_sandbox_start(const msvmm_config *cfg, msvmm_sandbox **out, msvmm_erro
 	if (!rc && vm_snapshot_pending(sb->vm)) {
 		if (vm_image(sb->vm)->nr_runtimes)
 			(void)msvmm_sandbox_run_code(sb, NULL, "pass", 4, NULL, NULL, NULL);
-		sandbox_wait_no_conns(sb);
-		(void)vm_snapshot_save(sb->vm, vm_snapshot_pending(sb->vm), true, NULL);
+		/* Otherwise no ready snapshot this time: the next start boots and tries again. */
+		if (sandbox_wait_no_conns(sb))
+			(void)vm_snapshot_save(sb->vm, vm_snapshot_pending(sb->vm), true, NULL);
 	}
 	if (!rc && vm_restored(sb->vm))
 		rc = sandbox_after_restore(sb, err);
