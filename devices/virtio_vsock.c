@@ -30,7 +30,7 @@
 #define VSOCK_TIMER_MS 250
 #define VSOCK_HANDSHAKE_MAX 32
 #define VSOCK_POLL_BATCH 64
-#define VSOCK_SNAP_VERSION 1
+#define VSOCK_SNAP_VERSION 2 /* 2: the next host-side port */
 
 static void vsock_timer_arm(struct virtio_vsock *v, bool on);
 
@@ -1335,6 +1335,13 @@ int virtio_vsock_save(struct virtio_vsock *v, struct snap_w *w)
 	virtio_mmio_lock(&v->mmio);
 	virtio_mmio_save_locked(&v->mmio, w);
 	snap_put_u64(w, v->guest_cid);
+	/*
+	 * The guest may still hold sockets of connections made before the save
+	 * (closing ones linger there for seconds): a restored device that
+	 * started its ports over would reuse their (host port, guest port)
+	 * pairs, and the guest would answer those REQUESTs with RST.
+	 */
+	snap_put_u32(w, v->next_local_port);
 	virtio_mmio_unlock(&v->mmio);
 	return w->err ? -ENOMEM : 0;
 }
@@ -1342,6 +1349,7 @@ int virtio_vsock_save(struct virtio_vsock *v, struct snap_w *w)
 int virtio_vsock_restore(struct virtio_vsock *v, struct snap_r *r)
 {
 	struct virtio_mmio_state s;
+	uint32_t port;
 	bool ok;
 
 	if (snap_get_u32(r) != VSOCK_SNAP_VERSION)
@@ -1349,10 +1357,13 @@ int virtio_vsock_restore(struct virtio_vsock *v, struct snap_r *r)
 	virtio_mmio_lock(&v->mmio);
 	ok = virtio_mmio_load_locked(&v->mmio, r, &s) == 0;
 	/* The guest has the CID in its sockets: another one would misaddress them all. */
-	ok = snap_get_u64(r) == v->guest_cid && ok && snap_r_done(r);
+	ok = snap_get_u64(r) == v->guest_cid && ok;
+	port = snap_get_u32(r);
+	ok = ok && port >= VSOCK_LOCAL_PORT_BASE && port < 2 * VSOCK_LOCAL_PORT_BASE && snap_r_done(r);
 	if (ok) {
 		virtio_mmio_apply_locked(&v->mmio, &s);
 		vsock_reset_all(v);
+		v->next_local_port = port;
 	}
 	virtio_mmio_unlock(&v->mmio);
 	if (!ok)

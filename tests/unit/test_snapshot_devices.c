@@ -263,7 +263,10 @@ static void expect_patch_refused(const struct kind *k, void *ctx, const struct s
 /* What every section refuses: other versions (the first u32) and trailing bytes. */
 static void expect_framing_refusals(const struct kind *k, void *ctx, const struct snap_w *good)
 {
-	static const uint32_t versions[] = { 0, 2, 0x100, UINT32_MAX };
+	uint32_t v = (uint32_t)good->buf[0] | (uint32_t)good->buf[1] << 8 | (uint32_t)good->buf[2] << 16 |
+		     (uint32_t)good->buf[3] << 24;
+	/* The one before (an older format), the next, and nonsense. */
+	const uint32_t versions[] = { 0, v - 1, v + 1, 0x100, UINT32_MAX };
 	struct snap_w longer;
 
 	expect_restores(k, ctx, good);
@@ -1601,6 +1604,8 @@ START_TEST(test_vsock_round_trip)
 
 	vs_fix_init(&f);
 	a = vs_mid_life(&f, &g, &fd);
+	/* As after host-initiated connections: the restored device goes on from here. */
+	a->v.next_local_port = VSOCK_LOCAL_PORT_BASE + 1234;
 	sa = kind_save(&vs_kind, a);
 	/* The old machine goes; its connection's host end sees EOF. */
 	vs_destroy(a);
@@ -1619,6 +1624,7 @@ START_TEST(test_vsock_round_trip)
 	virtio_mmio_access(&b->v.mmio, VIRTIO_MMIO_CONFIG, cid, 8, false);
 	ck_assert_uint_eq(vd_get_le(cid, 8), GUEST_CID);
 	ck_assert_uint_eq(virtio_vsock_nr_conns(&b->v), 0);
+	ck_assert_uint_eq(b->v.next_local_port, VSOCK_LOCAL_PORT_BASE + 1234);
 	g.v = &b->v;
 
 	/* Nothing is owed to the guest: no RST for the connection it still believes in. */
@@ -1734,6 +1740,10 @@ START_TEST(test_vsock_refusals)
 	close(fd);
 	expect_framing_refusals(&vs_kind, &f, &s);
 	expect_live_faults_refused(&vs_kind, &f, &s);
+	/* The next host port (the section's last u32) outside the device's range. */
+	expect_patch_refused(&vs_kind, &f, &s, s.len - 4, 0, 4);
+	expect_patch_refused(&vs_kind, &f, &s, s.len - 4, VSOCK_LOCAL_PORT_BASE - 1, 4);
+	expect_patch_refused(&vs_kind, &f, &s, s.len - 4, 2ULL * VSOCK_LOCAL_PORT_BASE, 4);
 	/* Another guest CID than the fresh device's. */
 	other = f;
 	other.cid = GUEST_CID + 1;
