@@ -821,13 +821,19 @@ static void vsock_expire(struct virtio_vsock *v)
 
 /* ---- the Unix socket ---------------------------------------------------- */
 
+/* Host-side ports of host-initiated connections: [BASE, 2 * BASE). */
+static bool vsock_local_port_ok(uint32_t p)
+{
+	return p >= VSOCK_LOCAL_PORT_BASE && p < 2 * VSOCK_LOCAL_PORT_BASE;
+}
+
 static uint32_t vsock_next_local_port(struct virtio_vsock *v)
 {
 	for (;;) {
 		uint32_t p = v->next_local_port++;
 		bool used = false;
 
-		if (v->next_local_port < VSOCK_LOCAL_PORT_BASE || v->next_local_port >= 2 * VSOCK_LOCAL_PORT_BASE)
+		if (!vsock_local_port_ok(v->next_local_port))
 			v->next_local_port = VSOCK_LOCAL_PORT_BASE;
 		for (unsigned int i = 0; i < VSOCK_MAX_CONNS && !used; i++)
 			used = v->conns[i].state != VSOCK_CONN_FREE && v->conns[i].host_port == p;
@@ -1359,7 +1365,7 @@ int virtio_vsock_restore(struct virtio_vsock *v, struct snap_r *r)
 	/* The guest has the CID in its sockets: another one would misaddress them all. */
 	ok = snap_get_u64(r) == v->guest_cid && ok;
 	port = snap_get_u32(r);
-	ok = ok && port >= VSOCK_LOCAL_PORT_BASE && port < 2 * VSOCK_LOCAL_PORT_BASE && snap_r_done(r);
+	ok = ok && vsock_local_port_ok(port) && snap_r_done(r);
 	if (ok) {
 		virtio_mmio_apply_locked(&v->mmio, &s);
 		vsock_reset_all(v);

@@ -2,6 +2,7 @@
 #include "virtqueue.h"
 
 #include <endian.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -455,6 +456,20 @@ int virtq_chain_slice(const struct virtq_chain *c, bool writable, uint64_t offse
 	return (int)count;
 }
 
+/* snprintf at buf + n, for as long as there is room; returns the new n (as snprintf counts). */
+__attribute__((format(printf, 4, 5))) static int virtq_describe_add(char *buf, size_t len, int n, const char *fmt, ...)
+{
+	va_list ap;
+	int m;
+
+	if (n < 0 || (size_t)n >= len)
+		return n;
+	va_start(ap, fmt);
+	m = vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return m < 0 ? m : n + m;
+}
+
 int virtq_describe(const struct virtq *q, char *buf, size_t len)
 {
 	const uint8_t *avail, *used;
@@ -463,22 +478,21 @@ int virtq_describe(const struct virtq *q, char *buf, size_t len)
 	n = snprintf(buf, len, "size %u ready %d broken %d event_idx %d last_avail %u used %u signalled %u",
 		     q->size, q->ready, q->broken, q->event_idx, q->last_avail_idx, q->used_idx,
 		     q->signalled_used);
-	if (!q->ready || n < 0 || (size_t)n >= len)
+	if (!q->ready)
 		return n;
 	avail = virtq_avail_ring(q);
 	used = virtq_used_ring(q);
 	if (!avail || !used)
-		return n + snprintf(buf + n, len - (size_t)n, " (rings outside RAM)");
-	n += snprintf(buf + n, len - (size_t)n, " | avail flags %#x idx %u", virtq_load16(avail + VIRTQ_AVAIL_FLAGS),
-		      virtq_load16_acquire(avail + VIRTQ_AVAIL_IDX));
-	if (q->event_idx && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " used_event %u",
-			      virtq_load16(avail + VIRTQ_AVAIL_RING + 2 * (size_t)q->size));
-	if ((size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " | used flags %#x idx %u",
-			      virtq_load16(used + 0), virtq_load16(used + VIRTQ_USED_IDX));
-	if (q->event_idx && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " avail_event %u",
-			      virtq_load16(used + VIRTQ_USED_RING + (size_t)VIRTQ_USED_ELEM_SIZE * q->size));
+		return virtq_describe_add(buf, len, n, " (rings outside RAM)");
+	n = virtq_describe_add(buf, len, n, " | avail flags %#x idx %u", virtq_load16(avail + VIRTQ_AVAIL_FLAGS),
+			       virtq_load16_acquire(avail + VIRTQ_AVAIL_IDX));
+	if (q->event_idx)
+		n = virtq_describe_add(buf, len, n, " used_event %u",
+				       virtq_load16(avail + VIRTQ_AVAIL_RING + 2 * (size_t)q->size));
+	n = virtq_describe_add(buf, len, n, " | used flags %#x idx %u", virtq_load16(used + 0),
+			       virtq_load16(used + VIRTQ_USED_IDX));
+	if (q->event_idx)
+		n = virtq_describe_add(buf, len, n, " avail_event %u",
+				       virtq_load16(used + VIRTQ_USED_RING + (size_t)VIRTQ_USED_ELEM_SIZE * q->size));
 	return n;
 }

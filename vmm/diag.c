@@ -113,10 +113,9 @@ static bool diag_irqs_off_in_kernel(const struct kvm_regs *r, const struct kvm_m
 }
 
 /* Returns whether this sample caught the vCPU in kernel code with interrupts off. */
-static bool diag_vcpu(struct machine *m, struct vcpu *v, int fd, bool stack)
+static bool diag_vcpu(struct machine *m, const struct symbols *syms, struct vcpu *v, int fd, bool stack)
 {
 	struct kvm_sregs sregs;
-	const struct symbols *syms = machine_symbols(m);
 	struct kvm_regs regs;
 	struct kvm_vcpu_events ev;
 	struct kvm_mp_state mp;
@@ -187,6 +186,8 @@ static void diag_ioapic(struct machine *m, int fd)
 int machine_diagnose(struct machine *m, int fd)
 {
 	unsigned int irqs_off[MACHINE_MAX_VCPUS] = { 0 }, samples = 0;
+	/* Loaded (once per machine) before the first pause, not while the guest stands still. */
+	const struct symbols *syms = machine_symbols(m);
 
 	for (unsigned int n = 0; n < DIAG_SAMPLES; n++) {
 		if (n)
@@ -196,7 +197,7 @@ int machine_diagnose(struct machine *m, int fd)
 			break;
 		}
 		for (unsigned int i = 0; i < m->nr_vcpus; i++)
-			irqs_off[i] += diag_vcpu(m, &m->vcpus[i], fd, n == DIAG_SAMPLES - 1);
+			irqs_off[i] += diag_vcpu(m, syms, &m->vcpus[i], fd, n == DIAG_SAMPLES - 1);
 		if (n == DIAG_SAMPLES - 1)
 			diag_ioapic(m, fd);
 		machine_resume(m);

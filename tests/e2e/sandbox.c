@@ -188,27 +188,39 @@ static void capture_free(struct capture *c)
  * fails or times out, and at a test's timeout, for a guest that stopped
  * making progress (later failures usually follow from the first).
  */
+/* The sandbox's diagnostics as a string in buf (through a memfd); 0, or -1 with err set. */
+static int diagnostics_read(char *buf, size_t len, msvmm_error *err)
+{
+	int fd = memfd_create("sandbox-state", MFD_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		snprintf(err->message, sizeof(err->message), "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	if (msvmm_vm_write_diagnostics(msvmm_sandbox_vm(sb), fd, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	n = pread(fd, buf, len - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return 0;
+}
+
 static void sandbox_state_once(const char *why)
 {
 	static _Atomic int done;
 	msvmm_error err = tu_err();
 	char buf[16384];
-	ssize_t n;
-	int fd;
 
 	if (!sb || atomic_exchange(&done, 1))
 		return;
 	fprintf(stderr, "sandbox: %s; the sandbox's state:\n", why);
-	fd = memfd_create("sandbox-state", MFD_CLOEXEC);
-	if (fd < 0 || msvmm_vm_write_diagnostics(msvmm_sandbox_vm(sb), fd, &err) < 0) {
-		fprintf(stderr, "sandbox: no diagnostics: %s\n", fd < 0 ? strerror(errno) : err.message);
-		if (fd >= 0)
-			close(fd);
+	if (diagnostics_read(buf, sizeof(buf), &err) < 0) {
+		fprintf(stderr, "sandbox: no diagnostics: %s\n", err.message);
 		return;
 	}
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
 	fputs(buf, stderr);
 	/* Every later test would only wait out its timeouts on a dead guest kernel. */
 	if (strstr(buf, "guest kernel deadlock") || strstr(why, "the VM stopped"))
@@ -460,18 +472,11 @@ START_TEST(test_diagnostics)
 	struct capture c = { 0 };
 	msvmm_error err = tu_err();
 	char buf[16384];
-	ssize_t n;
-	int fd;
 
 	TEST_LIMIT(120);
 	NEED_SANDBOX();
-	fd = memfd_create("diagnostics", MFD_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(msvmm_vm_write_diagnostics(msvmm_sandbox_vm(sb), fd, &err) == 0, "%s", err.message);
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	ck_assert_int_gt(n, 0);
-	buf[n] = '\0';
+	ck_assert_msg(diagnostics_read(buf, sizeof(buf), &err) == 0, "%s", err.message);
+	ck_assert_uint_gt(strlen(buf), 0);
 	ck_assert_msg(strstr(buf, "vcpu 0: rip 0x") && strstr(buf, "  rsp 0x") && strstr(buf, "ioapic: pin "),
 		      "no vCPU or IOAPIC state in: %s", buf);
 	ck_assert_msg(strstr(buf, "device 19 status 0xf ") && strstr(buf, "queue 1: size 256 ready 1 broken 0"),
